@@ -1,0 +1,63 @@
+"""Where things are: the repository, the data root, the output tree; devices and seeds.
+
+One setting finds the data: the environment variable ``MEDTASK_DATA`` (a notebook's
+``data_root`` parameter overrides it); the default is ``data/`` in the repository.
+``MEDTASK_OUTPUT`` moves everything the pipeline writes (executed notebooks, results,
+cache, built book) away from the repository, which is what the tests do.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+
+_PKG_DIR = Path(__file__).resolve().parent
+
+
+def repo_root() -> Path:
+    """The repository checkout (``lib/medtask`` lives two levels below it)."""
+    return _PKG_DIR.parent.parent
+
+
+def data_root(override: str | os.PathLike | None = None) -> Path:
+    """The folder holding one sub-folder per dataset: ``override`` > ``$MEDTASK_DATA`` > ``<repo>/data``."""
+    if override not in (None, ""):
+        return Path(override).expanduser().resolve()
+    env = os.environ.get("MEDTASK_DATA")
+    if env:
+        return Path(env).expanduser().resolve()
+    return repo_root() / "data"
+
+
+def output_root(override: str | os.PathLike | None = None) -> Path:
+    """Root of everything the pipeline writes: ``override`` > ``$MEDTASK_OUTPUT`` > the repository."""
+    if override not in (None, ""):
+        return Path(override).expanduser().resolve()
+    env = os.environ.get("MEDTASK_OUTPUT")
+    return Path(env).expanduser().resolve() if env else repo_root()
+
+
+def results_dir(chapter: str, profile: str, root: str | os.PathLike | None = None) -> Path:
+    """The one predictable place for a chapter's results: ``<output>/results/<profile>/<chapter>/``."""
+    return output_root(root) / "results" / profile / chapter
+
+
+def get_device(preference: str = "auto") -> "torch.device":  # noqa: F821
+    """``"auto"`` picks CUDA when available, else CPU; otherwise the named device."""
+    import torch
+
+    if preference == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(preference)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA)."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)

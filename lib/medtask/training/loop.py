@@ -1,0 +1,178 @@
+"""The one training loop of the study, and the :class:`Strategy` interface it drives."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+try:  # tqdm is a dependency, but the loop must not die without it
+    from tqdm.auto import tqdm
+except ImportError:  # pragma: no cover
+    tqdm = None
+
+
+class Strategy:
+    """How a batch becomes gradients. Subclasses implement :meth:`compute_gradients`.
+
+    The loop zeroes every optimiser returned by :meth:`optimizers`, calls
+    :meth:`compute_gradients` (which must leave ``.grad`` set on the parameters it trains and
+    return a dict of floats to log), clips, steps the optimisers, then calls :meth:`after_step`.
+    :meth:`modules` names the networks to checkpoint; :meth:`train_mode` sets train/eval modes
+    (a frozen network stays in eval mode).
+    """
+
+    name: str = "strategy"
+
+    def modules(self) -> dict[str, nn.Module]:
+        raise NotImplementedError
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        raise NotImplementedError
+
+    def compute_gradients(self, batch: Any, step: int) -> dict[str, float]:
+        raise NotImplementedError
+
+    def after_step(self, step: int) -> None:
+        """Hook after the optimiser step (e.g. an entropy model's auxiliary update)."""
+
+    def train_mode(self) -> None:
+        for m in self.modules().values():
+            m.train()
+
+    def state_dict(self) -> dict[str, Any]:
+        """Extra state to checkpoint beside modules and optimisers (e.g. running statistics)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+@dataclass
+class TrainResult:
+    """What :func:`fit` returns: the per-step log, and how long and how far it ran."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    steps: int = 0
+    seconds: float = 0.0
+    resumed_from: int = 0
+
+    @property
+    def seconds_per_step(self) -> float:
+        ran = self.steps - self.resumed_from
+        return self.seconds / ran if ran > 0 else float("nan")
+
+    def frame(self):
+        """The history as a pandas DataFrame (one row per step)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.history)
+
+
+def _save_atomic(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _checkpoint_state(strategy: Strategy, step: int, history: list, seconds: float, schedulers: dict) -> dict:
+    return {
+        "step": step,
+        "history": history,
+        "seconds": seconds,
+        "modules": {k: m.state_dict() for k, m in strategy.modules().items()},
+        "optimizers": {k: o.state_dict() for k, o in strategy.optimizers().items()},
+        "schedulers": {k: s.state_dict() for k, s in schedulers.items()},
+        "strategy": strategy.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+    }
+
+
+def load_checkpoint(strategy: Strategy, path: str | os.PathLike, schedulers: dict | None = None) -> dict:
+    """Restore modules, optimisers, schedulers and strategy state from ``path``; return the raw state."""
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    for k, m in strategy.modules().items():
+        m.load_state_dict(state["modules"][k])
+    for k, o in strategy.optimizers().items():
+        o.load_state_dict(state["optimizers"][k])
+    for k, s in (schedulers or {}).items():
+        if k in state["schedulers"]:
+            s.load_state_dict(state["schedulers"][k])
+    strategy.load_state_dict(state.get("strategy", {}))
+    torch.set_rng_state(state["torch_rng"])
+    return state
+
+
+def fit(
+    strategy: Strategy,
+    batches: Callable[[int], Any],
+    steps: int,
+    *,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 200,
+    grad_clip: float | None = None,
+    schedulers: dict[str, Any] | None = None,
+    progress: bool = True,
+    desc: str | None = None,
+) -> TrainResult:
+    """Train ``strategy`` for ``steps`` steps on ``batches(step)``.
+
+    With ``checkpoint`` (a file path), state is saved atomically every ``checkpoint_every``
+    steps and at the end; a later call with the same path resumes where it stopped, and a
+    finished run returns at once with its recorded history (so re-executing a notebook does
+    not retrain).
+    """
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0, got {steps}")
+    schedulers = schedulers or {}
+    ckpt = Path(checkpoint) if checkpoint is not None else None
+    history: list[dict[str, float]] = []
+    start, seconds = 0, 0.0
+    if ckpt is not None and ckpt.exists():
+        state = load_checkpoint(strategy, ckpt, schedulers)
+        start, history, seconds = state["step"], state["history"], state["seconds"]
+    result = TrainResult(history=history, steps=start, seconds=seconds, resumed_from=start)
+    if start >= steps:
+        return result
+
+    strategy.train_mode()
+    optimizers = strategy.optimizers()
+    bar = None
+    if progress and tqdm is not None:
+        bar = tqdm(total=steps, initial=start, desc=desc or strategy.name, leave=False, mininterval=2.0)
+    t0 = time.perf_counter()
+    for step in range(start, steps):
+        batch = batches(step)
+        for opt in optimizers.values():
+            opt.zero_grad(set_to_none=True)
+        logs = strategy.compute_gradients(batch, step)
+        if grad_clip is not None:
+            for opt in optimizers.values():
+                params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
+                torch.nn.utils.clip_grad_norm_(params, grad_clip)
+        for opt in optimizers.values():
+            opt.step()
+        strategy.after_step(step)
+        for sched in schedulers.values():
+            sched.step()
+        history.append({"step": step, **{k: float(v) for k, v in logs.items()}})
+        if bar is not None:
+            bar.update(1)
+            if step % 10 == 0:
+                bar.set_postfix({k: f"{float(v):.4g}" for k, v in list(logs.items())[:3]})
+        done = step + 1
+        if ckpt is not None and (done % checkpoint_every == 0 or done == steps):
+            elapsed = seconds + time.perf_counter() - t0
+            _save_atomic(_checkpoint_state(strategy, done, history, elapsed, schedulers), ckpt)
+    if bar is not None:
+        bar.close()
+    result.steps = steps
+    result.seconds = seconds + time.perf_counter() - t0
+    return result
