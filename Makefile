@@ -1,0 +1,38 @@
+# Two commands do everything (see README.md):
+#   make study   set up .venv, run every chapter on the default `cpu` profile (cached), build the book
+#   make test    set up .venv, run the test suite (includes the smoke-profile chapters and a book build)
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PROFILE ?= cpu
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup study book test lock clean-notebooks clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[book,test]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (medtask)" >/dev/null
+	touch $(STAMP)
+
+study: setup
+	$(BIN)/medtask book --profile $(PROFILE)
+
+book: setup
+	$(BIN)/medtask book --profile $(PROFILE) --no-run
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+# Re-resolve the pinned versions (run deliberately, then review and commit constraints.txt).
+lock:
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e ' | grep -v '^medtask' > constraints.txt
+
+clean-notebooks: setup
+	$(BIN)/medtask clean-notebooks
+
+clean:
+	rm -rf _build book/generated book/_toc.build.yml .medtask-cache

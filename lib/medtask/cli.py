@@ -1,0 +1,106 @@
+"""The ``medtask`` command: data management, running chapters, building the book."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from medtask.errors import MedtaskError
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from medtask.pipeline.profiles import parse_overrides
+    from medtask.pipeline.runner import error_cells, run_notebook
+
+    rec = run_notebook(args.notebook, args.profile, parse_overrides(args.param or []), data_root=args.data_root,
+                       force=args.force)
+    state = "cached (nothing changed)" if rec.cached else f"executed in {rec.seconds:.1f} s"
+    print(f"{rec.chapter} [{rec.profile}]: {state}\n  notebook: {rec.executed}\n  results:  {rec.results_dir}")
+    errs = error_cells(rec.executed)
+    if errs:
+        print("error cells:\n  " + "\n  ".join(errs), file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_book(args: argparse.Namespace) -> int:
+    from medtask.pipeline.book import build_book
+
+    html, _ = build_book(args.profile, only=args.only, run=not args.no_run, force=args.force,
+                         data_root=args.data_root)
+    print(f"book built: {html / 'index.html'}")
+    return 0
+
+
+def _cmd_profiles(args: argparse.Namespace) -> int:
+    from medtask.pipeline.profiles import PROFILES, chapters, load_profile, parameter_cell, resolve_notebook
+
+    stems = [args.notebook] if args.notebook else chapters()
+    for stem in stems:
+        nb = resolve_notebook(stem)
+        print(f"{nb.stem}:")
+        print("  parameters cell: " + ", ".join(f"{k}={v}" for k, v in parameter_cell(nb).items()))
+        for prof in PROFILES:
+            print(f"  {prof}: {json.dumps(load_profile(nb.stem, prof))}")
+    return 0
+
+
+def _cmd_clean(args: argparse.Namespace) -> int:
+    from medtask.pipeline.notebooks import strip_outputs
+    from medtask.pipeline.profiles import notebooks_dir
+
+    changed = [p.name for p in sorted(notebooks_dir().glob("*.ipynb")) if strip_outputs(p)]
+    print("stripped outputs from: " + (", ".join(changed) if changed else "nothing (all clean)"))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and documentation)."""
+    parser = argparse.ArgumentParser(prog="medtask", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="list, verify and fetch datasets")
+    from medtask.data import commands as data_commands
+
+    data_commands.register(data.add_subparsers(dest="data_command", required=True))
+
+    run = sub.add_parser("run", help="execute one chapter with papermill (cached)")
+    run.add_argument("notebook", help="chapter stem (e.g. 00_data) or notebook path")
+    run.add_argument("--profile", default="cpu", help="smoke | cpu | paper (default: cpu)")
+    run.add_argument("-p", "--param", action="append", metavar="KEY=VALUE",
+                     help="override a parameter (value parsed as YAML); repeatable")
+    run.add_argument("--data-root", default=None, help="dataset folder (default: $MEDTASK_DATA or ./data)")
+    run.add_argument("--force", action="store_true", help="execute even if the cache says nothing changed")
+    run.set_defaults(func=_cmd_run)
+
+    book = sub.add_parser("book", help="run every chapter (cached) and build the HTML book into _build/html")
+    book.add_argument("--profile", default="cpu", help="smoke | cpu | paper (default: cpu)")
+    book.add_argument("--only", nargs="+", metavar="CHAPTER", help="run and build only these chapters")
+    book.add_argument("--no-run", action="store_true", help="build from the chapters already executed")
+    book.add_argument("--data-root", default=None, help="dataset folder (default: $MEDTASK_DATA or ./data)")
+    book.add_argument("--force", action="store_true", help="execute every chapter again")
+    book.set_defaults(func=_cmd_book)
+
+    prof = sub.add_parser("profiles", help="show each chapter's parameters and profiles")
+    prof.add_argument("notebook", nargs="?", help="one chapter (default: all)")
+    prof.set_defaults(func=_cmd_profiles)
+
+    clean = sub.add_parser("clean-notebooks", help="strip outputs from notebooks/*.ipynb before committing")
+    clean.set_defaults(func=_cmd_clean)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``medtask`` command."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except MedtaskError as exc:
+        print(f"medtask: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Build the Jupyter Book (1.x) from the executed chapters; notebooks are never executed by Sphinx."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from medtask import config
+from medtask.errors import MedtaskError
+from medtask.pipeline.profiles import chapters as all_chapters
+from medtask.pipeline.runner import RunRecord, copy_static_book, generated_dir, run_notebook
+
+
+class BookBuildError(MedtaskError):
+    """jupyter-book exited with an error."""
+
+
+def _filtered_toc(toc: dict, keep: set[str]) -> dict:
+    """Drop ``generated/<stem>`` entries whose chapter is not in ``keep``."""
+
+    def walk(node):
+        if isinstance(node, list):
+            out = [walk(n) for n in node]
+            return [n for n in out if n is not None]
+        if isinstance(node, dict):
+            f = node.get("file")
+            if isinstance(f, str) and f.startswith("generated/") and f.split("/", 1)[1] not in keep:
+                return None
+            return {k: walk(v) if isinstance(v, (list, dict)) else v for k, v in node.items()}
+        return node
+
+    return walk(toc)
+
+
+def build_book(
+    profile: str = "cpu", *, only: list[str] | None = None, run: bool = True, force: bool = False,
+    data_root: str | os.PathLike | None = None, output_root: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> tuple[Path, list[RunRecord]]:
+    """Run the chapters (cached) on ``profile``, then build the HTML into ``<output>/_build/html``."""
+    stems = only or all_chapters()
+    unknown = sorted(set(stems) - set(all_chapters()))
+    if unknown:
+        raise MedtaskError(f"not chapters of the book: {unknown}; chapters are {all_chapters()}")
+    records = []
+    if run:
+        for stem in stems:
+            rec = run_notebook(stem, profile, data_root=data_root, output_root=output_root, force=force,
+                               progress=progress)
+            print(f"[medtask] {stem}: {'cached' if rec.cached else f'executed in {rec.seconds:.0f} s'}", flush=True)
+            records.append(rec)
+    out = config.output_root(output_root)
+    src = out / "book"
+    copy_static_book(src)
+    present = {p.stem for p in generated_dir(output_root).glob("*.ipynb")}
+    keep = set(stems) & present
+    missing = sorted(set(stems) - present)
+    if missing:
+        raise MedtaskError(f"chapters not executed yet: {missing}; run `medtask book --profile {profile}` "
+                           "(or `medtask run CHAPTER`) first")
+    toc = yaml.safe_load((config.repo_root() / "book" / "_toc.yml").read_text())
+    toc_path = src / "_toc.build.yml"
+    toc_path.write_text(yaml.safe_dump(_filtered_toc(toc, keep), sort_keys=False))
+    exe = Path(sys.executable).parent / "jupyter-book"
+    cmd = [str(exe), "build", str(src), "--config", str(config.repo_root() / "_config.yml"),
+           "--toc", str(toc_path), "--path-output", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BookBuildError(f"jupyter-book failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return out / "_build" / "html", records

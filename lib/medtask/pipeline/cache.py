@@ -1,0 +1,92 @@
+"""The execution cache: a chapter re-runs only when its notebook, parameters, ``lib/`` code or data change.
+
+jupyter-cache keys on the notebook alone and misses imported code (jupyter-book #705), so the
+key here hashes all four.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from medtask.config import data_root as _data_root
+from medtask.config import output_root, repo_root
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def file_sha(path: Path) -> str:
+    return _sha(Path(path).read_bytes())
+
+
+def notebook_digest(path: Path) -> str:
+    """Hash of a notebook's cell sources and types (outputs and metadata noise excluded)."""
+    nb = json.loads(Path(path).read_text())
+    cells = [(c["cell_type"], "".join(c["source"]) if isinstance(c["source"], list) else c["source"],
+              sorted(c.get("metadata", {}).get("tags", []))) for c in nb["cells"]]
+    return _sha(json.dumps(cells).encode())
+
+
+def lib_digest() -> str:
+    """Hash of every source/data file of the ``medtask`` package."""
+    pkg = repo_root() / "lib" / "medtask"
+    h = hashlib.sha256()
+    for p in sorted(pkg.rglob("*")):
+        if p.is_file() and p.suffix in {".py", ".json", ".yml", ".yaml"} and "__pycache__" not in p.parts:
+            h.update(str(p.relative_to(pkg)).encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def data_digest(root: str | os.PathLike | None = None) -> dict[str, str]:
+    """Fingerprint of every dataset present under the data root (conservative: any change re-runs)."""
+    from medtask.data import manifests
+
+    root = _data_root(root)
+    out: dict[str, str] = {}
+    for m in manifests.all_manifests():
+        name = m["name"]
+        try:
+            out[name] = manifests.fingerprint(name, root)
+        except Exception:  # absent or incomplete datasets do not enter the key
+            continue
+    return out
+
+
+def cache_key(notebook: Path, params: dict[str, Any], data_root: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The four parts of the key, and their combined digest under ``"key"``."""
+    parts = {
+        "notebook": notebook_digest(notebook),
+        "parameters": _sha(json.dumps(params, sort_keys=True, default=str).encode()),
+        "lib": lib_digest(),
+        "data": _sha(json.dumps(data_digest(data_root), sort_keys=True).encode()),
+    }
+    parts["key"] = _sha(json.dumps(parts, sort_keys=True).encode())
+    return parts
+
+
+def entry_path(stem: str, root: str | os.PathLike | None = None) -> Path:
+    return output_root(root) / ".medtask-cache" / f"{stem}.json"
+
+
+def lookup(stem: str, key: dict[str, Any], executed: Path, root: str | os.PathLike | None = None) -> bool:
+    """True when the recorded run has the same key and its executed notebook is unchanged on disk."""
+    p = entry_path(stem, root)
+    if not (p.is_file() and executed.is_file()):
+        return False
+    entry = json.loads(p.read_text())
+    return entry.get("key") == key["key"] and entry.get("output_sha256") == file_sha(executed)
+
+
+def store(stem: str, key: dict[str, Any], executed: Path, extra: dict[str, Any],
+          root: str | os.PathLike | None = None) -> None:
+    p = entry_path(stem, root)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_suffix(".tmp")
+    tmp.write_text(json.dumps({**key, "output_sha256": file_sha(executed), **extra}, indent=1, default=str))
+    os.replace(tmp, p)

@@ -1,0 +1,123 @@
+"""Execute a chapter with papermill into the book's generated tree, cached and stamped with provenance."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from medtask import config, provenance
+from medtask.errors import MedtaskError
+from medtask.pipeline import cache
+from medtask.pipeline.profiles import check_names, load_profile, resolve_notebook
+
+
+class ChapterFailedError(MedtaskError):
+    """A chapter raised while executing; the partly executed notebook is kept for inspection."""
+
+
+@dataclass
+class RunRecord:
+    """What :func:`run_notebook` did."""
+
+    chapter: str
+    profile: str
+    executed: Path
+    results_dir: Path
+    parameters: dict[str, Any]
+    cached: bool
+    seconds: float
+
+
+def generated_dir(root: str | os.PathLike | None = None) -> Path:
+    """Where executed chapters go: ``<output>/book/generated/``."""
+    return config.output_root(root) / "book" / "generated"
+
+
+def run_notebook(
+    notebook: str | Path, profile: str = "cpu", overrides: dict[str, Any] | None = None, *,
+    data_root: str | os.PathLike | None = None, output_root: str | os.PathLike | None = None,
+    force: bool = False, kernel: str = "python3", progress: bool = True,
+) -> RunRecord:
+    """Run one chapter on ``profile`` with ``overrides``; skip it when the cache says nothing changed."""
+    import papermill
+
+    nb_path = resolve_notebook(notebook)
+    stem = nb_path.stem
+    params = {**load_profile(stem, profile), **(overrides or {})}
+    check_names(nb_path, params)
+    droot = config.data_root(data_root if data_root is not None else params.get("data_root"))
+    results = config.results_dir(stem, profile, output_root)
+    params.update(profile=profile, results_dir=str(results), data_root=str(droot))
+
+    out_dir = generated_dir(output_root)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    executed = out_dir / f"{stem}.ipynb"
+    key = cache.cache_key(nb_path, {k: v for k, v in params.items() if k != "results_dir"}, droot)
+    if not force and cache.lookup(stem, key, executed, output_root):
+        return RunRecord(stem, profile, executed, results, params, cached=True, seconds=0.0)
+
+    results.mkdir(parents=True, exist_ok=True)
+    partial = out_dir / f".{stem}.running.ipynb"
+    failed = out_dir / f"{stem}.failed.ipynb"
+    env_before = os.environ.get("MEDTASK_OUTPUT")
+    if output_root is not None:  # the kernel must write where we read
+        os.environ["MEDTASK_OUTPUT"] = str(config.output_root(output_root))
+    t0 = time.perf_counter()
+    try:
+        papermill.execute_notebook(str(nb_path), str(partial), parameters=params, kernel_name=kernel,
+                                   progress_bar=progress, cwd=str(nb_path.parent), log_output=False)
+    except Exception as exc:
+        if partial.exists():
+            os.replace(partial, failed)
+        raise ChapterFailedError(
+            f"chapter {stem!r} failed on profile {profile!r}: {exc.__class__.__name__}: {str(exc)[:2000]}\n"
+            f"The partly executed notebook is at {failed}.") from exc
+    finally:
+        if output_root is not None:
+            if env_before is None:
+                os.environ.pop("MEDTASK_OUTPUT", None)
+            else:
+                os.environ["MEDTASK_OUTPUT"] = env_before
+    seconds = time.perf_counter() - t0
+
+    record = provenance.collect(profile=profile, parameters=params,
+                                datasets=sorted(key_datasets(droot)), data_root=droot, wall_seconds=round(seconds, 1))
+    record["chapter"] = stem
+    record["cache_key"] = key["key"]
+    nb = json.loads(partial.read_text())
+    nb.setdefault("metadata", {})["medtask"] = record
+    partial.write_text(json.dumps(nb, indent=1))
+    os.replace(partial, executed)
+    failed.unlink(missing_ok=True)
+    (results / "run.json").write_text(json.dumps(record, indent=1, default=str))
+    cache.store(stem, key, executed, {"profile": profile, "seconds": seconds}, output_root)
+    return RunRecord(stem, profile, executed, results, params, cached=False, seconds=seconds)
+
+
+def key_datasets(root: Path) -> list[str]:
+    """Datasets present under ``root`` (those that enter the cache key)."""
+    return list(cache.data_digest(root))
+
+
+def error_cells(executed: Path) -> list[str]:
+    """The error outputs of an executed notebook (empty when it ran clean)."""
+    nb = json.loads(Path(executed).read_text())
+    errs = []
+    for c in nb["cells"]:
+        for o in c.get("outputs", []):
+            if o.get("output_type") == "error":
+                errs.append(f"{o.get('ename')}: {o.get('evalue')}")
+    return errs
+
+
+def copy_static_book(dest: Path) -> None:
+    """Copy the book's static pages (not the generated tree) to ``dest`` (used when output is elsewhere)."""
+    src = config.repo_root() / "book"
+    if src.resolve() == dest.resolve():
+        return
+    shutil.copytree(src, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns("generated", "_build"))

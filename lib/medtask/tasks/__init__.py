@@ -1,0 +1,1 @@
+"""Task networks: segmenters (U-Net, ERFNet), detectors, classifiers. Import the sub-modules directly."""

@@ -1,0 +1,71 @@
+"""The cache key moves with each of its four parts; results carry provenance."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from medtask.pipeline import Chapter, cache, read_provenance, read_table
+from medtask.pipeline.profiles import resolve_notebook
+
+
+def test_cache_key_depends_on_parameters_notebook_and_lib(tmp_path, monkeypatch):
+    nb = resolve_notebook("00_data")
+    k1 = cache.cache_key(nb, {"a": 1}, tmp_path)
+    assert cache.cache_key(nb, {"a": 1}, tmp_path)["key"] == k1["key"]
+    assert cache.cache_key(nb, {"a": 2}, tmp_path)["key"] != k1["key"]
+
+    copy = tmp_path / "nb.ipynb"
+    data = json.loads(nb.read_text())
+    data["cells"].append({"cell_type": "markdown", "metadata": {}, "source": "one more line"})
+    copy.write_text(json.dumps(data))
+    assert cache.cache_key(copy, {"a": 1}, tmp_path)["notebook"] != k1["notebook"]
+
+    monkeypatch.setattr(cache, "lib_digest", lambda: "changed")
+    assert cache.cache_key(nb, {"a": 1}, tmp_path)["key"] != k1["key"]
+
+
+def test_cache_key_depends_on_data(tmp_path, monkeypatch):
+    nb = resolve_notebook("00_data")
+    monkeypatch.setattr(cache, "data_digest", lambda root=None: {"X": "1"})
+    k1 = cache.cache_key(nb, {}, tmp_path)
+    monkeypatch.setattr(cache, "data_digest", lambda root=None: {"X": "2"})
+    assert cache.cache_key(nb, {}, tmp_path)["key"] != k1["key"]
+
+
+def test_cache_lookup_needs_the_same_key_and_an_unchanged_output(tmp_path):
+    out = tmp_path / "x.ipynb"
+    out.write_text("{}")
+    key = {"key": "abc"}
+    cache.store("x", key, out, {}, tmp_path)
+    assert cache.lookup("x", key, out, tmp_path)
+    assert not cache.lookup("x", {"key": "other"}, out, tmp_path)
+    out.write_text('{"edited": 1}')
+    assert not cache.lookup("x", key, out, tmp_path)
+
+
+def test_chapter_results_carry_provenance(tmp_path):
+    ch = Chapter("t", profile="smoke", parameters={"steps": 3}, results_dir=tmp_path / "r", data_root=tmp_path)
+    df = pd.DataFrame({"method": ["a", "b"], "psnr": [30.0, 31.5]})
+    path = ch.save_table(df, "table")
+    pd.testing.assert_frame_equal(read_table(path), df)
+    prov = read_provenance(path)
+    assert prov["profile"] == "smoke" and prov["parameters"] == {"steps": 3} and "commit" in prov["git"]
+    assert prov["packages"]["torch"] and prov["wall_seconds"] >= 0
+    j = ch.save_json({"x": 1}, "m")
+    assert json.loads(j.read_text())["data"] == {"x": 1} and read_provenance(j)["chapter"] == "t"
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1])
+    png, svg = ch.save_figure(fig, "fig")
+    assert "provenance" not in Image.open(png).info.get("Description", "") and '"profile": "smoke"' in Image.open(png).info["Description"]
+    assert "smoke" in svg.read_text()
+    summary = json.loads(ch.finish(note="ok").read_text())["data"]
+    assert {"table.csv", "m.json", "fig.png", "fig.svg"} <= set(summary["files"])

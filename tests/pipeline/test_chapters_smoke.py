@@ -1,0 +1,48 @@
+"""Every chapter executes on the smoke profile through the pipeline, and the book builds from them.
+
+These are the slow tests (a minute or two per chapter); they use the real datasets under
+MEDTASK_DATA and write into a scratch output root, never into the repository.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from medtask.pipeline import profiles
+from medtask.pipeline.runner import error_cells, run_notebook
+
+
+@pytest.fixture(scope="module")
+def smoke_output(tmp_path_factory):
+    return tmp_path_factory.mktemp("smoke-output")
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("stem", profiles.chapters())
+def test_chapter_runs_on_smoke_profile(stem, smoke_output, data_root):
+    rec = run_notebook(stem, "smoke", data_root=data_root, output_root=smoke_output, progress=False)
+    assert not rec.cached
+    assert error_cells(rec.executed) == []
+    meta = json.loads(rec.executed.read_text())["metadata"]["medtask"]
+    assert meta["profile"] == "smoke" and meta["parameters"]["profile"] == "smoke"
+    assert meta["git"]["commit"] is None or len(meta["git"]["commit"]) == 40
+    assert meta["wall_seconds"] > 0 and meta["packages"]["torch"]
+    assert (rec.results_dir / "provenance.json").is_file(), "chapters must call chapter.finish()"
+    assert (rec.results_dir / "run.json").is_file()
+    again = run_notebook(stem, "smoke", data_root=data_root, output_root=smoke_output, progress=False)
+    assert again.cached, "an unchanged chapter must not execute again"
+
+
+@pytest.mark.notebook
+def test_book_builds_from_executed_chapters(smoke_output, data_root):
+    from medtask.pipeline.book import build_book
+
+    executed = sorted(p.stem for p in (smoke_output / "book" / "generated").glob("*.ipynb"))
+    assert "00_data" in executed, "the data chapter must have run before the book is built"
+    html, _ = build_book("smoke", only=executed, run=False, output_root=smoke_output, data_root=data_root)
+    assert (html / "index.html").is_file()
+    page = (html / "generated" / "00_data.html").read_text()
+    assert "<img" in page, "the data chapter must show sample images"
+    assert "Traceback" not in page

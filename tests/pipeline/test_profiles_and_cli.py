@@ -1,0 +1,78 @@
+"""Profiles, parameter checking and the command line's error paths."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from medtask import cli
+from medtask.errors import InvalidParameterError
+from medtask.pipeline import profiles
+from medtask.pipeline.notebooks import has_outputs
+
+
+def test_every_chapter_has_a_notebook_profiles_and_a_clean_parameters_cell():
+    stems = profiles.chapters()
+    assert "00_data" in stems and len(stems) == len(set(stems))
+    for stem in stems:
+        nb = profiles.resolve_notebook(stem)
+        params = profiles.parameter_cell(nb)
+        for required in ("profile", "data_root", "results_dir", "seed", "device"):
+            assert required in params, f"{stem} lacks parameter {required}"
+        for prof in profiles.PROFILES:
+            profiles.check_names(nb, profiles.load_profile(stem, prof))
+        assert not has_outputs(nb), f"{nb} is committed with outputs: run `medtask clean-notebooks`"
+
+
+def test_unknown_parameter_is_an_error():
+    nb = profiles.resolve_notebook("00_data")
+    with pytest.raises(InvalidParameterError, match="no_such_parameter"):
+        profiles.check_names(nb, {"no_such_parameter": 1})
+
+
+def test_unknown_profile_and_notebook():
+    with pytest.raises(InvalidParameterError, match="unknown profile"):
+        profiles.load_profile("00_data", "gpu-huge")
+    with pytest.raises(InvalidParameterError, match="no chapter notebook"):
+        profiles.resolve_notebook("99_nothing")
+
+
+def test_overrides_are_typed():
+    assert profiles.parse_overrides(["steps=10", "sigmas=[0.1, 0.2]", "name=BCCD", "flag=true"]) == {
+        "steps": 10, "sigmas": [0.1, 0.2], "name": "BCCD", "flag": True}
+    with pytest.raises(InvalidParameterError):
+        profiles.parse_overrides(["novalue"])
+
+
+def test_cli_run_rejects_unknown_parameter(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDTASK_OUTPUT", str(tmp_path))
+    code = cli.main(["run", "00_data", "--profile", "smoke", "-p", "bogus=1"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "unknown parameter(s) bogus" in err and "its parameters are" in err
+    assert not (tmp_path / "book" / "generated" / "00_data.ipynb").exists()
+
+
+def test_cli_profiles_lists_chapters(capsys):
+    assert cli.main(["profiles", "00_data"]) == 0
+    out = capsys.readouterr().out
+    assert "smoke:" in out and "paper:" in out
+
+
+def test_profile_files_have_the_three_profiles():
+    for path in (profiles.notebooks_dir() / "profiles").glob("*.yml"):
+        data = yaml.safe_load(path.read_text())
+        assert set(profiles.PROFILES) <= set(data), path
+        assert (profiles.notebooks_dir() / f"{path.stem}.ipynb").is_file(), f"{path} has no notebook"
+
+
+def test_strip_outputs(tmp_path):
+    nb = {"cells": [{"cell_type": "code", "source": "1", "metadata": {}, "outputs": [{"output_type": "stream",
+           "name": "stdout", "text": "1"}], "execution_count": 3}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    p = tmp_path / "x.ipynb"
+    p.write_text(json.dumps(nb))
+    from medtask.pipeline.notebooks import strip_outputs
+
+    assert has_outputs(p) and strip_outputs(p) and not has_outputs(p) and not strip_outputs(p)
