@@ -30,7 +30,14 @@ def _filtered_toc(toc: dict, keep: set[str]) -> dict:
             f = node.get("file")
             if isinstance(f, str) and f.startswith("generated/") and f.split("/", 1)[1] not in keep:
                 return None
-            return {k: walk(v) if isinstance(v, (list, dict)) else v for k, v in node.items()}
+            out = {k: walk(v) if isinstance(v, (list, dict)) else v for k, v in node.items()}
+            # jupyter-book rejects empty lists: drop emptied sections, and parts left with no chapter
+            for key in ("sections", "chapters", "parts"):
+                if key in out and not out[key]:
+                    del out[key]
+            if "caption" in out and "chapters" not in out and "file" not in out:
+                return None
+            return out
         return node
 
     return walk(toc)

@@ -1,0 +1,43 @@
+"""The `medtask data` command functions and their argparse registration."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+
+
+from medtask.data import commands
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="medtask")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    commands.register(sub.add_parser("data").add_subparsers(dest="data_command", required=True))
+    return ap
+
+
+def test_list_on_an_empty_root(tmp_path, capsys):
+    rows = commands.list_datasets(tmp_path)
+    assert len(rows) == 13 and not any(r["present"] for r in rows)
+    assert {"name", "folder", "tasks", "present", "verified", "n_files", "licence"} <= set(rows[0])
+    args = _parser().parse_args(["data", "list", "--data-root", str(tmp_path)])
+    assert args.func(args) == 0
+    assert "CVC-ColonDB" in capsys.readouterr().out
+
+
+def test_verify_and_fetch_exit_codes(tmp_path, capsys, need):
+    ap = _parser()
+    args = ap.parse_args(["data", "verify", "camus", "--data-root", str(tmp_path)])
+    assert args.func(args) == 1 and "obtained by hand" in capsys.readouterr().out
+    args = ap.parse_args(["data", "fetch", "DRIVE", "--data-root", str(tmp_path)])
+    assert args.func(args) == 1 and "grand-challenge" in capsys.readouterr().out
+    args = ap.parse_args(["data", "verify", "nonsense", "--data-root", str(tmp_path)])
+    assert args.func(args) == 2
+    shutil.copytree(need("ARCADE_stenosis_mini_subset"), tmp_path / "ARCADE_stenosis_mini_subset")
+    rep = commands.verify_dataset("arcade", tmp_path)
+    assert rep.ok and "46 files match" in rep.summary()
+    (tmp_path / "ARCADE_stenosis_mini_subset" / "mini_test" / "masks" / "42.jpg").write_bytes(b"x")
+    args = ap.parse_args(["data", "verify", "ARCADE", "--data-root", str(tmp_path)])
+    assert args.func(args) == 1 and "checksum mismatch: mini_test/masks/42.jpg" in capsys.readouterr().out
+    args = ap.parse_args(["data", "verify", "ARCADE", "--no-checksums", "--data-root", str(tmp_path)])
+    assert args.func(args) == 0
