@@ -44,6 +44,10 @@ def device_info() -> dict[str, Any]:
     import os
 
     info: dict[str, Any] = {"machine": platform.machine(), "cpu_count": os.cpu_count(), "cpu": platform.processor()}
+    try:  # a busy machine stretches wall times: record how busy it was
+        info["load_average_1m"] = round(os.getloadavg()[0], 2)
+    except OSError:  # pragma: no cover - not on every platform
+        pass
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
