@@ -69,3 +69,19 @@ def test_chapter_results_carry_provenance(tmp_path):
     assert "smoke" in svg.read_text()
     summary = json.loads(ch.finish(note="ok").read_text())["data"]
     assert {"table.csv", "m.json", "fig.png", "fig.svg"} <= set(summary["files"])
+
+
+def test_book_refuses_chapters_executed_on_another_profile(tmp_path):
+    import pytest
+
+    from medtask.errors import MedtaskError
+    from medtask.pipeline.book import build_book
+
+    gen = tmp_path / "book" / "generated"
+    gen.mkdir(parents=True)
+    nb = {"cells": [], "metadata": {"medtask": {"profile": "smoke"}}, "nbformat": 4, "nbformat_minor": 5}
+    (gen / "00_data.ipynb").write_text(json.dumps(nb))
+    with pytest.raises(MedtaskError, match=r"another profile than 'cpu': 00_data \(smoke\)"):
+        build_book("cpu", only=["00_data"], run=False, output_root=tmp_path)
+    with pytest.raises(MedtaskError, match="not executed yet"):
+        build_book("cpu", only=["00_data", "a1_compression_segmentation"], run=False, output_root=tmp_path)

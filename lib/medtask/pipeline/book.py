@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -43,6 +44,11 @@ def _filtered_toc(toc: dict, keep: set[str]) -> dict:
     return walk(toc)
 
 
+def executed_profile(notebook: Path) -> str | None:
+    """The profile an executed chapter ran on (from the provenance the runner stores in its metadata)."""
+    return json.loads(notebook.read_text()).get("metadata", {}).get("medtask", {}).get("profile")
+
+
 def build_book(
     profile: str = "cpu", *, only: list[str] | None = None, run: bool = True, force: bool = False,
     data_root: str | os.PathLike | None = None, output_root: str | os.PathLike | None = None,
@@ -69,6 +75,11 @@ def build_book(
     if missing:
         raise MedtaskError(f"chapters not executed yet: {missing}; run `medtask book --profile {profile}` "
                            "(or `medtask run CHAPTER`) first")
+    wrong = {s: p for s in keep if (p := executed_profile(generated_dir(output_root) / f"{s}.ipynb")) != profile}
+    if wrong:
+        raise MedtaskError("chapters executed on another profile than " + repr(profile) + ": "
+                           + ", ".join(f"{s} ({p})" for s, p in sorted(wrong.items()))
+                           + f"; run them with `medtask run CHAPTER --profile {profile}` first")
     toc = yaml.safe_load((config.repo_root() / "book" / "_toc.yml").read_text())
     toc_path = src / "_toc.build.yml"
     toc_path.write_text(yaml.safe_dump(_filtered_toc(toc, keep), sort_keys=False))
