@@ -1,0 +1,1 @@
+"""Metrics: image quality, segmentation, detection, classification, BD-rate. Import the sub-modules directly."""

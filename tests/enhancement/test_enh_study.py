@@ -1,0 +1,75 @@
+"""The study helpers end to end on phantoms: one setting, diagnostics, CAMs, the two-label crop dataset."""
+
+import numpy as np
+import pytest
+import torch
+
+from medtask.data import load
+from medtask.enhancement_study import (
+    PolypCrops,
+    StudyConfig,
+    DegradedTestSet,
+    cam_mass_inside,
+    class_activation_maps,
+    cosine_log,
+    cosine_summary,
+    run_setting,
+)
+from medtask.errors import InvalidParameterError
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    return load("phantom-classes", "train", size=16, n=8), load("phantom-classes", "test", size=16, n=6)
+
+
+def tiny_cfg(**kw):
+    return StudyConfig(**{**dict(channels=1, depth=1, width=4, steps=3, rec_steps=3, batch_size=4), **kw})
+
+
+def test_run_setting_rows_histories_and_resume(phantom, tmp_path):
+    from medtask.pipeline import Chapter
+
+    train, test = phantom
+    chapter = Chapter("c_test", results_dir=tmp_path / "res")
+    res = run_setting(tiny_cfg(), train, test, {"name": "gaussian", "sigma": 0.2}, chapter=chapter,
+                      strategies=("benchmark-i", "joint", "frozen", "gradprom"))
+    df = res.frame()
+    assert list(df["strategy"]) == ["degraded input", "benchmark-i", "joint", "frozen", "gradprom", "clean (upper bound)"]
+    assert {"psnr", "ssim", "accuracy", "balanced_accuracy", "auc"} <= set(df.columns)
+    assert np.isfinite(df["psnr"].iloc[:-1]).all()
+    summary = cosine_summary(cosine_log(res.histories))
+    assert set(summary["strategy"]) == {"joint", "frozen", "gradprom"} and (summary["steps"] == 3).all()
+    again = run_setting(tiny_cfg(), train, test, {"name": "gaussian", "sigma": 0.2}, chapter=chapter,
+                        strategies=("gradprom",))  # finished checkpoint: same network, no retraining
+    assert again.frame().set_index("strategy").loc["gradprom", "psnr"] == pytest.approx(
+        df.set_index("strategy").loc["gradprom", "psnr"])
+    maps = class_activation_maps(res.recognisers["frozen"]["classification"], res.enhanced["frozen"][:2])
+    assert maps.shape == (2, 16, 16) and maps.min() >= 0 and maps.max() <= 1 + 1e-6
+
+
+def test_super_resolution_setting_and_bad_input(phantom):
+    train, test = phantom
+    res = run_setting(tiny_cfg(), train, test, {"name": "bicubic", "factor": 2}, strategies=("gradprom",))
+    assert res.frame()["strategy"].iloc[0] == "bicubic" and res.enhanced["gradprom"].shape[-1] == 16
+    with pytest.raises(InvalidParameterError, match="strategies"):
+        run_setting(tiny_cfg(), train, test, "gaussian", strategies=("gradprom2",))
+    with pytest.raises(InvalidParameterError, match="num_classes"):
+        run_setting(tiny_cfg(num_classes={"classification": 3, "segmentation": 2}), train, test, "gaussian")
+    with pytest.raises(InvalidParameterError, match="Noise2Noise"):
+        run_setting(tiny_cfg(), train, test, {"name": "bicubic", "factor": 2}, supervised=False)
+
+
+def test_polyp_crops_have_both_labels():
+    src = load("phantom-polyp", "train", size=64, n=6)
+    crops = PolypCrops(src, crop=32, seed=0)
+    assert len(crops) == crops.info["crops"] and crops.info["positives"] > 0
+    for s in crops:
+        assert s["image"].shape[-1] == 32 and s["mask"].shape == (32, 32)
+        assert (s["label"] == 1) == bool(s["mask"].any())
+    assert [s["id"] for s in PolypCrops(src, crop=32, seed=0)] == [s["id"] for s in crops]
+    assert "crops" in crops.describe()
+    t = DegradedTestSet.build(crops, {"name": "gaussian", "sigma": 0.1})
+    maps = np.zeros((len(crops), 32, 32))
+    maps[:, :16] = 1.0
+    assert cam_mass_inside(maps, t.masks).shape == (len(crops),)
