@@ -1,0 +1,39 @@
+"""Faster R-CNN builders (torchvision), randomly initialised (``weights=None``: nothing is downloaded).
+
+``resnet50-fpn``         the paper profile's detector (Ren et al. 2015 with a ResNet-50-FPN backbone)
+``mobilenet-v3-fpn``     MobileNetV3-Large-FPN backbone, for CPU profiles
+``resnet18-fpn``         ResNet-18-FPN backbone, for CPU profiles
+
+Images are fed in [0, 1]; torchvision's transform normalises and resizes them to
+``min_size``/``max_size`` (set these to the study's image size to avoid upsampling on CPU).
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from medtask.errors import InvalidParameterError
+
+BACKBONES = ("resnet50-fpn", "mobilenet-v3-fpn", "resnet18-fpn")
+
+
+def build_faster_rcnn(num_classes: int, backbone: str = "resnet50-fpn", *, min_size: int = 800,
+                      max_size: int = 1333, **kwargs) -> nn.Module:
+    """A Faster R-CNN for ``num_classes`` foreground classes (+1 background added here); all layers train."""
+    from torchvision.models.detection import (FasterRCNN, fasterrcnn_mobilenet_v3_large_fpn,
+                                              fasterrcnn_resnet50_fpn)
+    from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+
+    if num_classes < 1:
+        raise InvalidParameterError(f"num_classes counts foreground classes and must be >= 1, got {num_classes}")
+    n = num_classes + 1
+    common = dict(min_size=min_size, max_size=max_size, **kwargs)
+    key = backbone.lower().replace("_", "-")
+    if key == "resnet50-fpn":
+        return fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=n, **common)
+    if key == "mobilenet-v3-fpn":
+        return fasterrcnn_mobilenet_v3_large_fpn(weights=None, weights_backbone=None, num_classes=n, **common)
+    if key == "resnet18-fpn":
+        bb = resnet_fpn_backbone(backbone_name="resnet18", weights=None, trainable_layers=5)
+        return FasterRCNN(bb, num_classes=n, **common)
+    raise InvalidParameterError(f"unknown detector backbone {backbone!r}; choose from {', '.join(BACKBONES)}")
