@@ -179,13 +179,23 @@ class DecoderStage(nn.Module):
         return self.conv(torch.cat([x, skip], dim=1))
 
 
+def set_prior_bias(conv: nn.Conv2d, prior: float) -> None:
+    """Start a vessel-logit layer at the vessel prior: bias ``log(p / (1 - p))`` (vessels are ~10 % of pixels)."""
+    if conv.bias is None or not 0 < prior < 1:
+        raise ValueError(f"set_prior_bias needs a conv with a bias and 0 < prior < 1, got prior={prior}")
+    with torch.no_grad():
+        conv.bias.fill_(float(torch.logit(torch.tensor(prior))))
+
+
 class SegmentationDecoder(nn.Module):
     """U-Net-like vessel decoder over encoder features (shallow to deep) -> one vessel logit map.
 
-    ``features[i]: [B, C_i, H/2^i, W/2^i]`` for ``i = 0..n``; returns ``[B, 1, H, W]`` logits.
+    ``features[i]: [B, C_i, H/2^i, W/2^i]`` for ``i = 0..n``; returns ``[B, 1, H, W]`` logits. The
+    output bias starts at the vessel prior (:func:`set_prior_bias`), as every baseline's does here.
     """
 
-    def __init__(self, encoder_channels: list[int], decoder_channels: list[int], use_fam: bool = True) -> None:
+    def __init__(self, encoder_channels: list[int], decoder_channels: list[int], use_fam: bool = True,
+                 prior: float = 0.1) -> None:
         super().__init__()
         if len(decoder_channels) != len(encoder_channels) - 1:
             raise ValueError("SegmentationDecoder: need one decoder width per skip (len(encoder) - 1)")
@@ -196,6 +206,7 @@ class SegmentationDecoder(nn.Module):
             c_in = out_c
         self.stages = nn.ModuleList(stages)
         self.head = nn.Conv2d(c_in, 1, 1)
+        set_prior_bias(self.head, prior)
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         x = features[-1]
@@ -210,7 +221,8 @@ class QualityHead(nn.Module):
     With ``use_seg`` (the seg -> quality link) the vessel probability map is (a) encoded by a small
     strided DS-conv tower into ``seg_channels`` descriptors of vessel-tree shape and continuity, and
     (b) downsampled to gate the backbone feature (vessel-weighted pooling). The pooled vectors are
-    concatenated and an MLP gives ``num_classes`` logits.
+    concatenated, layer-normalised (the pooled maxima and means differ in scale) and an MLP gives
+    ``num_classes`` logits.
 
     ``feature: [B, C, h, w]``, ``seg_prob: [B, 1, H, W]`` -> ``[B, num_classes]``.
     """
@@ -230,7 +242,8 @@ class QualityHead(nn.Module):
         else:
             self.seg_encoder = None
             in_features = 2 * c
-        self.mlp = nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
+        self.mlp = nn.Sequential(nn.LayerNorm(in_features), nn.Linear(in_features, hidden), nn.ReLU(inplace=True),
+                                 nn.Dropout(dropout),
                                  nn.Linear(hidden, num_classes))
 
     def forward(self, feature: torch.Tensor, seg_prob: torch.Tensor | None = None,
