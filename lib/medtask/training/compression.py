@@ -206,45 +206,6 @@ class JointStrategy(Strategy):
         return {**{k: v.item() for k, v in terms.items()}, "aux": aux.item()}
 
 
-class FrozenCodecTaskStrategy(Strategy):
-    """MVMICNet stage 2: task network fine-tuned on the frozen codec's eval-mode reconstructions.
-
-    For ``mbt2018-mean`` the eval-mode reconstruction is bit-exact with decoding the real
-    bitstream (tested); the codec is not trained and stays in eval mode.
-    """
-
-    name = "mvmicnet-stage2"
-
-    def __init__(self, codec: nn.Module, task_net: nn.Module, task: TaskAdapter | str, *, lr: float = 1e-4,
-                 device: str | torch.device = "cpu") -> None:
-        self.codec = codec.to(device).eval()
-        for p in self.codec.parameters():
-            p.requires_grad_(False)
-        self.task_net = task_net.to(device)
-        self.task = task_adapter(task) if isinstance(task, str) else task
-        self.device = torch.device(device)
-        self._opt = {"task": torch.optim.Adam(self.task_net.parameters(), lr=lr)}
-
-    def modules(self) -> dict[str, nn.Module]:
-        return {"task": self.task_net}
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return self._opt
-
-    def train_mode(self) -> None:
-        self.task_net.train()
-        self.codec.eval()
-
-    def compute_gradients(self, batch: dict[str, Any], step: int) -> dict[str, float]:
-        x = _images(batch, self.device)
-        with torch.no_grad():
-            x_hat, _ = codec_forward(self.codec, x)
-            x_hat = x_hat.clamp(0, 1)
-        loss = self.task.loss(self.task_net, x_hat, batch)
-        loss.backward()
-        return {"loss": loss.item()}
-
-
 class TaskStrategy(Strategy):
     """The task network trained alone on original images (what the baselines are evaluated with)."""
 
@@ -263,7 +224,38 @@ class TaskStrategy(Strategy):
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return self._opt
 
+    def inputs(self, batch: dict[str, Any]) -> torch.Tensor:
+        """The images the task network learns from: the originals."""
+        return _images(batch, self.device)
+
     def compute_gradients(self, batch: dict[str, Any], step: int) -> dict[str, float]:
-        loss = self.task.loss(self.task_net, _images(batch, self.device), batch)
+        loss = self.task.loss(self.task_net, self.inputs(batch), batch)
         loss.backward()
         return {"loss": loss.item()}
+
+
+class FrozenCodecTaskStrategy(TaskStrategy):
+    """MVMICNet stage 2: task network fine-tuned on the frozen codec's eval-mode reconstructions.
+
+    For ``mbt2018-mean`` the eval-mode reconstruction is bit-exact with decoding the real
+    bitstream (tested); the codec is not trained and stays in eval mode.
+    """
+
+    name = "mvmicnet-stage2"
+
+    def __init__(self, codec: nn.Module, task_net: nn.Module, task: TaskAdapter | str, *, lr: float = 1e-4,
+                 device: str | torch.device = "cpu") -> None:
+        super().__init__(task_net, task, lr=lr, device=device)
+        self.codec = codec.to(device).eval()
+        for p in self.codec.parameters():
+            p.requires_grad_(False)
+
+    def train_mode(self) -> None:
+        self.task_net.train()
+        self.codec.eval()
+
+    def inputs(self, batch: dict[str, Any]) -> torch.Tensor:
+        """The frozen codec's reconstructions of the batch (what stage 2 fine-tunes on)."""
+        with torch.no_grad():
+            x_hat, _ = codec_forward(self.codec, _images(batch, self.device))
+        return x_hat.clamp(0, 1)
