@@ -64,9 +64,10 @@ def run_notebook(
     results.mkdir(parents=True, exist_ok=True)
     partial = out_dir / f".{stem}.running.ipynb"
     failed = out_dir / f"{stem}.failed.ipynb"
-    env_before = os.environ.get("MEDTASK_OUTPUT")
+    env_before = {k: os.environ.get(k) for k in ("MEDTASK_OUTPUT", "MEDTASK_PROGRESS")}
     if output_root is not None:  # the kernel must write where we read
         os.environ["MEDTASK_OUTPUT"] = str(config.output_root(output_root))
+    os.environ["MEDTASK_PROGRESS"] = "0"  # no progress bars inside executed chapters
     t0 = time.perf_counter()
     try:
         papermill.execute_notebook(str(nb_path), str(partial), parameters=params, kernel_name=kernel,
@@ -78,11 +79,11 @@ def run_notebook(
             f"chapter {stem!r} failed on profile {profile!r}: {exc.__class__.__name__}: {str(exc)[:2000]}\n"
             f"The partly executed notebook is at {failed}.") from exc
     finally:
-        if output_root is not None:
-            if env_before is None:
-                os.environ.pop("MEDTASK_OUTPUT", None)
+        for k, v in env_before.items():
+            if v is None:
+                os.environ.pop(k, None)
             else:
-                os.environ["MEDTASK_OUTPUT"] = env_before
+                os.environ[k] = v
     seconds = time.perf_counter() - t0
 
     record = provenance.collect(profile=profile, parameters=params,

@@ -127,7 +127,8 @@ def fit(
     With ``checkpoint`` (a file path), state is saved atomically every ``checkpoint_every``
     steps and at the end; a later call with the same path resumes where it stopped, and a
     finished run returns at once with its recorded history (so re-executing a notebook does
-    not retrain).
+    not retrain). ``progress`` shows a bar (off when ``MEDTASK_PROGRESS=0``, as in pipeline runs,
+    where a bar would only clutter the executed notebook).
     """
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
@@ -145,7 +146,7 @@ def fit(
     strategy.train_mode()
     optimizers = strategy.optimizers()
     bar = None
-    if progress and tqdm is not None:
+    if progress and tqdm is not None and os.environ.get("MEDTASK_PROGRESS", "1") != "0":
         bar = tqdm(total=steps, initial=start, desc=desc or strategy.name, leave=False, mininterval=2.0)
     t0 = time.perf_counter()
     for step in range(start, steps):
