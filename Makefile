@@ -29,7 +29,7 @@ test: setup
 
 # Re-resolve the pinned versions (run deliberately, then review and commit constraints.txt).
 lock:
-	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e ' | grep -v '^medtask' > constraints.txt
+	$(BIN)/python -m pip list --format=freeze --exclude-editable | grep -v -E "^(medtask|pip)==" > constraints.txt
 
 clean-notebooks: setup
 	$(BIN)/medtask clean-notebooks
