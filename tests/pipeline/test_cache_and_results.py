@@ -85,3 +85,31 @@ def test_book_refuses_chapters_executed_on_another_profile(tmp_path):
         build_book("cpu", only=["00_data"], run=False, output_root=tmp_path)
     with pytest.raises(MedtaskError, match="not executed yet"):
         build_book("cpu", only=["00_data", "a1_compression_segmentation"], run=False, output_root=tmp_path)
+
+
+def test_provenance_section_says_how_long_on_what_and_flags_reused_training(tmp_path):
+    from medtask.pipeline.runner import checkpoints_older_than, stamp_provenance
+
+    rec = {"chapter": "x", "profile": "cpu", "wall_seconds": 600.0, "git": {"commit": "a" * 40, "dirty": False},
+           "device": {"cpu": "Some CPU", "cpu_count": 2, "load_average_1m": 5.0}, "datasets": {"DRIVE": "DRIVE:sha256:abcdef0123456789"},
+           "packages": {"torch": "2.15.0"}, "python": "3.11", "parameters": {"steps": 5, "results_dir": "/x"},
+           "created": "2026-01-01T00:00:00+00:00", "reused_checkpoints": []}
+    nb = {"cells": [{"cell_type": "markdown", "metadata": {}, "source": "# X"}], "metadata": {}}
+    stamp_provenance(nb, rec)
+    stamp_provenance(nb, rec)  # idempotent: one section, replaced
+    sections = [c for c in nb["cells"] if "medtask-provenance" in c["metadata"].get("tags", [])]
+    assert len(sections) == 1 and nb["cells"][-1] is sections[0]
+    text = sections[0]["source"]
+    assert "10.0 min" in text and "load average 5.0" in text and "DRIVE `abcdef012345`" in text
+    assert '"steps": 5' in text and "results_dir" not in text and "reused" not in text
+
+    ckpt = tmp_path / "checkpoints" / "cpu" / "x" / "run.pt"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"0")
+    import time
+
+    assert checkpoints_older_than("x", "cpu", time.time() + 1, tmp_path) == ["run.pt"]
+    assert checkpoints_older_than("x", "cpu", 0, tmp_path) == []
+    rec["reused_checkpoints"] = ["run.pt"]
+    stamp_provenance(nb, rec)
+    assert "training reused 1" in nb["cells"][-1]["source"]

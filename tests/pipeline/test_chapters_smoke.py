@@ -25,7 +25,10 @@ def test_chapter_runs_on_smoke_profile(stem, smoke_output, data_root):
     rec = run_notebook(stem, "smoke", data_root=data_root, output_root=smoke_output, progress=False)
     assert not rec.cached
     assert error_cells(rec.executed) == []
-    meta = json.loads(rec.executed.read_text())["metadata"]["medtask"]
+    executed = json.loads(rec.executed.read_text())
+    meta = executed["metadata"]["medtask"]
+    last = executed["cells"][-1]
+    assert "medtask-provenance" in last["metadata"]["tags"] and "| wall time |" in last["source"]
     assert meta["profile"] == "smoke" and meta["parameters"]["profile"] == "smoke"
     assert meta["git"]["commit"] is None or len(meta["git"]["commit"]) == 40
     assert meta["wall_seconds"] > 0 and meta["packages"]["torch"]

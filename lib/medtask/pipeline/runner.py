@@ -68,6 +68,7 @@ def run_notebook(
     if output_root is not None:  # the kernel must write where we read
         os.environ["MEDTASK_OUTPUT"] = str(config.output_root(output_root))
     os.environ["MEDTASK_PROGRESS"] = "0"  # no progress bars inside executed chapters
+    reused = checkpoints_older_than(stem, profile, time.time(), output_root)
     t0 = time.perf_counter()
     try:
         papermill.execute_notebook(str(nb_path), str(partial), parameters=params, kernel_name=kernel,
@@ -90,14 +91,77 @@ def run_notebook(
                                 datasets=sorted(key_datasets(droot)), data_root=droot, wall_seconds=round(seconds, 1))
     record["chapter"] = stem
     record["cache_key"] = key["key"]
+    record["reused_checkpoints"] = reused
     nb = json.loads(partial.read_text())
-    nb.setdefault("metadata", {})["medtask"] = record
+    stamp_provenance(nb, record)
     partial.write_text(json.dumps(nb, indent=1))
     os.replace(partial, executed)
     failed.unlink(missing_ok=True)
     (results / "run.json").write_text(json.dumps(record, indent=1, default=str))
     cache.store(stem, key, executed, {"profile": profile, "seconds": seconds}, output_root)
     return RunRecord(stem, profile, executed, results, params, cached=False, seconds=seconds)
+
+
+PROVENANCE_TAG = "medtask-provenance"
+
+
+def checkpoints_older_than(stem: str, profile: str, when: float,
+                           output_root: str | os.PathLike | None = None) -> list[str]:
+    """Checkpoint files of a chapter written before ``when`` (a run that finds them skips that training)."""
+    folder = config.output_root(output_root) / "checkpoints" / profile / stem
+    if not folder.is_dir():
+        return []
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*.pt") if p.stat().st_mtime < when)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def provenance_markdown(record: dict[str, Any]) -> str:
+    """The provenance record as a short, readable section that closes every executed chapter."""
+    git = record.get("git", {})
+    dev = record.get("device", {})
+    commit = (git.get("commit") or "unknown")[:12]
+    dirty = " with uncommitted changes" if git.get("dirty") else ""
+    load = dev.get("load_average_1m")
+    load_txt = f"; load average {load} at the end (above the core count, other work shared the CPU)" if (
+        load is not None and dev.get("cpu_count") and load > dev["cpu_count"]) else (
+        f"; load average {load} at the end" if load is not None else "")
+    device = f"CPU: {dev.get('cpu')} ({dev.get('cpu_count')} cores)" + (f"; GPU: {dev['cuda']}" if dev.get("cuda") else "")
+    data = ", ".join(f"{k} `{str(v).rsplit(':', 1)[-1][:12]}`"
+                     for k, v in sorted(record.get("datasets", {}).items())) or "none"
+    pk = record.get("packages", {})
+    pkgs = ", ".join(f"{k} {v}" for k, v in pk.items() if v and k in ("torch", "torchvision", "compressai", "numpy",
+                                                                          "pillow-heif", "timm", "monai"))
+    params = {k: v for k, v in record.get("parameters", {}).items() if k not in ("results_dir", "data_root")}
+    rows = [
+        ("command", f"`medtask run {record.get('chapter')} --profile {record.get('profile')}`"),
+        ("wall time", _duration(record.get("wall_seconds")) + load_txt + (
+            f"; **training reused {len(record['reused_checkpoints'])} finished or partial checkpoint(s) from an "
+            "earlier run of the same profile, so this is not the time to train from scratch**"
+            if record.get("reused_checkpoints") else "")),
+        ("device", device),
+        ("code", f"commit `{commit}`{dirty}"),
+        ("datasets present (content fingerprints)", data),
+        ("packages", f"Python {record.get('python')}; {pkgs}"),
+        ("parameters", "`" + json.dumps(params, default=str) + "`"),
+        ("executed", str(record.get("created"))),
+    ]
+    table = "\n".join(f"| {k} | {v} |" for k, v in rows)
+    return ("## Provenance of this page\n\nEvery number and figure above was computed when this chapter was "
+            "executed as recorded here (also in the notebook's metadata and in `results/"
+            f"{record.get('profile')}/{record.get('chapter')}/run.json`).\n\n| | |\n|---|---|\n{table}\n")
+
+
+def stamp_provenance(nb: dict[str, Any], record: dict[str, Any]) -> None:
+    """Store ``record`` in the notebook's metadata and (re)write its closing provenance section."""
+    nb.setdefault("metadata", {})["medtask"] = record
+    nb["cells"] = [c for c in nb["cells"] if PROVENANCE_TAG not in c.get("metadata", {}).get("tags", [])]
+    nb["cells"].append({"cell_type": "markdown", "metadata": {"tags": [PROVENANCE_TAG]},
+                        "source": provenance_markdown(record)})
 
 
 def key_datasets(root: Path) -> list[str]:
