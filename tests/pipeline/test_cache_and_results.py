@@ -113,3 +113,10 @@ def test_provenance_section_says_how_long_on_what_and_flags_reused_training(tmp_
     rec["reused_checkpoints"] = ["run.pt"]
     stamp_provenance(nb, rec)
     assert "training reused 1" in nb["cells"][-1]["source"]
+
+
+def test_checkpoints_live_under_the_output_root(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDTASK_OUTPUT", str(tmp_path / "out"))
+    ch = Chapter("t", profile="smoke", results_dir=tmp_path / "elsewhere")
+    assert ch.checkpoint("run") == tmp_path / "out" / "checkpoints" / "smoke" / "t" / "run.pt"
+    assert ch.checkpoint("run").parent.is_dir()
