@@ -69,6 +69,7 @@ def run_notebook(
         os.environ["MEDTASK_OUTPUT"] = str(config.output_root(output_root))
     os.environ["MEDTASK_PROGRESS"] = "0"  # no progress bars inside executed chapters
     reused = checkpoints_older_than(stem, profile, time.time(), output_root)
+    git_at_start = provenance.git_state()  # the code the kernel imports is the code at the start
     t0 = time.perf_counter()
     try:
         papermill.execute_notebook(str(nb_path), str(partial), parameters=params, kernel_name=kernel,
@@ -89,6 +90,8 @@ def run_notebook(
 
     record = provenance.collect(profile=profile, parameters=params,
                                 datasets=sorted(key_datasets(droot)), data_root=droot, wall_seconds=round(seconds, 1))
+    if record["git"] != git_at_start:
+        record["git"] = {**git_at_start, "changed_during_run": True}
     record["chapter"] = stem
     record["cache_key"] = key["key"]
     record["reused_checkpoints"] = reused
@@ -126,6 +129,8 @@ def provenance_markdown(record: dict[str, Any]) -> str:
     dev = record.get("device", {})
     commit = (git.get("commit") or "unknown")[:12]
     dirty = " with uncommitted changes" if git.get("dirty") else ""
+    if git.get("changed_during_run"):
+        dirty += " (at the start; the checkout changed while it ran)"
     load = dev.get("load_average_1m")
     load_txt = f"; load average {load} at the end (above the core count, other work shared the CPU)" if (
         load is not None and dev.get("cpu_count") and load > dev["cpu_count"]) else (
