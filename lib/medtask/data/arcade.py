@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from medtask.data.io import Dataset, Record, check_same_size, load_records, read_image, read_mask
+from medtask.data.io import Dataset, Record, load_records, read_image, read_pair
 from medtask.errors import CorruptFileError, DatasetNotFoundError, InvalidParameterError
 
 NAME = "ARCADE"
@@ -33,13 +33,8 @@ def _load_mini(path: Path, split: str, size, limit) -> Dataset:
     ids = sorted((p.stem for p in (root / "images").glob("*.jpg")), key=lambda s: int(s) if s.isdigit() else s)
 
     def one(i: str) -> Record:
-        ip, mp = root / "images" / f"{i}.jpg", root / "masks" / f"{i}.jpg"
-        img = read_image(ip)
-        if not mp.is_file():
-            raise CorruptFileError(f"{NAME}: image {ip} has no mask {mp}; run `medtask data verify ARCADE`.")
-        mask = read_mask(mp, threshold=127)
-        check_same_size(img, mask, ip, mp)
-        return Record(id=i, image=img, mask=mask)
+        return read_pair(NAME, i, root / "images" / f"{i}.jpg", root / "masks" / f"{i}.jpg",
+                         fix="run `medtask data verify ARCADE`", threshold=127)
 
     return Dataset(NAME, split, "segmentation", ("background", "stenosis"), load_records(ids, one, limit, size),
                    info={"copy": "mini subset", "mask": "stenosis regions (JPEG, thresholded at 127)"})

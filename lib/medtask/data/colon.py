@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from medtask.data import splits as _splits
-from medtask.data.io import Dataset, Record, check_same_size, load_records, read_image, read_mask
+from medtask.data.io import Dataset, Record, load_records, read_pair
 from medtask.errors import CorruptFileError, InvalidParameterError
 
 NAME = "CVC-ColonDB"
@@ -42,13 +42,8 @@ def load_colondb(path: Path, split: str, *, size=None, limit=None, split_rule: s
     chosen = _splits.select(colondb_splits(ids, split_rule, fractions, gap, seed), split, NAME)
 
     def one(i: str) -> Record:
-        ip, mp = img_dir / f"{i}.png", mask_dir / f"{i}.png"
-        img = read_image(ip)
-        if not mp.is_file():
-            raise CorruptFileError(f"{NAME}: image {ip} has no mask {mp}; run `medtask data verify {NAME}`.")
-        mask = read_mask(mp)
-        check_same_size(img, mask, ip, mp)
-        return Record(id=i, image=img, mask=mask)
+        return read_pair(NAME, i, img_dir / f"{i}.png", mask_dir / f"{i}.png",
+                         fix=f"run `medtask data verify {NAME}`")
 
     return Dataset(NAME, split, "segmentation", CLASSES, load_records(chosen, one, limit, size),
                    info={"split_rule": split_rule, "fractions": tuple(fractions), "gap": gap})

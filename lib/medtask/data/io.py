@@ -88,6 +88,21 @@ def check_same_size(image: np.ndarray, mask: np.ndarray, image_path: Any, mask_p
         )
 
 
+def read_pair(dataset: str, rid: str, image_path: Path, mask_path: Path, *, fix: str,
+              threshold: int | None = 127) -> "Record":
+    """An image and its segmentation mask as a :class:`Record`, with the usual checks.
+
+    A missing mask or a mask of another size raises :class:`CorruptFileError` naming the files;
+    ``fix`` says what to do about a missing mask (e.g. "run `medtask data verify NAME`").
+    """
+    img = read_image(image_path)
+    if not Path(mask_path).is_file():
+        raise CorruptFileError(f"{dataset}: image {image_path} has no mask {mask_path}; {fix}.")
+    mask = read_mask(mask_path, threshold=threshold)
+    check_same_size(img, mask, image_path, mask_path)
+    return Record(id=rid, image=img, mask=mask)
+
+
 # --------------------------------------------------------------------------------------------
 # resizing
 # --------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import csv
 from pathlib import Path
 from typing import Any
 
-from medtask.data.io import Dataset, Record, check_same_size, load_records, read_image, read_mask
+from medtask.data.io import Dataset, Record, load_records, read_image, read_pair
 from medtask.errors import CorruptFileError, DatasetNotFoundError, InvalidParameterError
 
 NAME = "ISIC2018"
@@ -65,13 +65,8 @@ def load_isic(path: Path, split: str, *, size=None, limit=None, task: str = "seg
         ids = sorted(p.stem for p in img_dir.glob("ISIC_*.jpg"))
 
         def one(i: str) -> Record:
-            ip, mp = img_dir / f"{i}.jpg", gt_dir / f"{i}_segmentation.png"
-            img = read_image(ip)
-            if not mp.is_file():
-                raise CorruptFileError(f"{NAME}: image {ip} has no mask {mp}; re-extract the GroundTruth zip.")
-            mask = read_mask(mp)
-            check_same_size(img, mask, ip, mp)
-            return Record(id=i, image=img, mask=mask)
+            return read_pair(NAME, i, img_dir / f"{i}.jpg", gt_dir / f"{i}_segmentation.png",
+                             fix="re-extract the GroundTruth zip")
 
         return Dataset(NAME, split, "segmentation", SEG_CLASSES, load_records(ids, one, limit, size),
                        info={"task": "Task 1"})
