@@ -58,13 +58,17 @@ def data_digest(root: str | os.PathLike | None = None) -> dict[str, str]:
     return out
 
 
-def cache_key(notebook: Path, params: dict[str, Any], data_root: str | os.PathLike | None = None) -> dict[str, Any]:
-    """The four parts of the key, and their combined digest under ``"key"``."""
+def cache_key(notebook: Path, params: dict[str, Any], data_root: str | os.PathLike | None = None,
+              data: dict[str, str] | None = None) -> dict[str, Any]:
+    """The four parts of the key, and their combined digest under ``"key"``.
+
+    ``data`` is :func:`data_digest` of the data root when the caller has it already.
+    """
     parts = {
         "notebook": notebook_digest(notebook),
         "parameters": _sha(json.dumps(params, sort_keys=True, default=str).encode()),
         "lib": lib_digest(),
-        "data": _sha(json.dumps(data_digest(data_root), sort_keys=True).encode()),
+        "data": _sha(json.dumps(data if data is not None else data_digest(data_root), sort_keys=True).encode()),
     }
     parts["key"] = _sha(json.dumps(parts, sort_keys=True).encode())
     return parts

@@ -57,7 +57,8 @@ def run_notebook(
     out_dir = generated_dir(output_root)
     out_dir.mkdir(parents=True, exist_ok=True)
     executed = out_dir / f"{stem}.ipynb"
-    key = cache.cache_key(nb_path, {k: v for k, v in params.items() if k != "results_dir"}, droot)
+    present = cache.data_digest(droot)  # datasets present: they enter the key and the provenance
+    key = cache.cache_key(nb_path, {k: v for k, v in params.items() if k != "results_dir"}, data=present)
     if not force and cache.lookup(stem, key, executed, output_root):
         return RunRecord(stem, profile, executed, results, params, cached=True, seconds=0.0)
 
@@ -89,7 +90,7 @@ def run_notebook(
     seconds = time.perf_counter() - t0
 
     record = provenance.collect(profile=profile, parameters=params,
-                                datasets=sorted(key_datasets(droot)), data_root=droot, wall_seconds=round(seconds, 1))
+                                datasets=sorted(present), data_root=droot, wall_seconds=round(seconds, 1))
     if record["git"] != git_at_start:
         record["git"] = {**git_at_start, "changed_during_run": True}
     record["chapter"] = stem
@@ -167,11 +168,6 @@ def stamp_provenance(nb: dict[str, Any], record: dict[str, Any]) -> None:
     nb["cells"] = [c for c in nb["cells"] if PROVENANCE_TAG not in c.get("metadata", {}).get("tags", [])]
     nb["cells"].append({"cell_type": "markdown", "metadata": {"tags": [PROVENANCE_TAG]},
                         "source": provenance_markdown(record)})
-
-
-def key_datasets(root: Path) -> list[str]:
-    """Datasets present under ``root`` (those that enter the cache key)."""
-    return list(cache.data_digest(root))
 
 
 def error_cells(executed: Path) -> list[str]:
