@@ -55,10 +55,11 @@ def build_book(
     progress: bool = True,
 ) -> tuple[Path, list[RunRecord]]:
     """Run the chapters (cached) on ``profile``, then build the HTML into ``<output>/_build/html``."""
-    stems = only or all_chapters()
-    unknown = sorted(set(stems) - set(all_chapters()))
+    book_chapters = all_chapters()
+    stems = only or book_chapters
+    unknown = sorted(set(stems) - set(book_chapters))
     if unknown:
-        raise MedtaskError(f"not chapters of the book: {unknown}; chapters are {all_chapters()}")
+        raise MedtaskError(f"not chapters of the book: {unknown}; chapters are {book_chapters}")
     records = []
     if run:
         for stem in stems:
@@ -70,11 +71,11 @@ def build_book(
     src = out / "book"
     copy_static_book(src)
     present = {p.stem for p in generated_dir(output_root).glob("*.ipynb")}
-    keep = set(stems) & present
     missing = sorted(set(stems) - present)
     if missing:
         raise MedtaskError(f"chapters not executed yet: {missing}; run `medtask book --profile {profile}` "
                            "(or `medtask run CHAPTER`) first")
+    keep = set(stems)
     wrong = {s: p for s in keep if (p := executed_profile(generated_dir(output_root) / f"{s}.ipynb")) != profile}
     if wrong:
         raise MedtaskError("chapters executed on another profile than " + repr(profile) + ": "
