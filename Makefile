@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PROFILE ?= cpu
+# chapters executed at once (each runs torch on one thread on the cpu profile); JOBS=1 on a single GPU
+JOBS ?= 2
 STAMP  := $(VENV)/.installed
 
 .PHONY: setup study book test lock clean-notebooks clean
@@ -19,7 +21,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 study: setup
-	$(BIN)/medtask book --profile $(PROFILE)
+	$(BIN)/medtask book --profile $(PROFILE) --jobs $(JOBS)
 
 book: setup
 	$(BIN)/medtask book --profile $(PROFILE) --no-run

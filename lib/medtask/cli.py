@@ -29,7 +29,7 @@ def _cmd_book(args: argparse.Namespace) -> int:
     from medtask.pipeline.book import build_book
 
     html, _ = build_book(args.profile, only=args.only, run=not args.no_run, force=args.force,
-                         data_root=args.data_root)
+                         data_root=args.data_root, jobs=args.jobs)
     print(f"book built: {html / 'index.html'}")
     return 0
 
@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     book.add_argument("--no-run", action="store_true", help="build from the chapters already executed")
     book.add_argument("--data-root", default=None, help="dataset folder (default: $MEDTASK_DATA or ./data)")
     book.add_argument("--force", action="store_true", help="execute every chapter again")
+    book.add_argument("--jobs", type=int, default=1, metavar="N",
+                      help="chapters executed at once, each in its own kernel (default 1; `make study` uses 2)")
     book.set_defaults(func=_cmd_book)
 
     prof = sub.add_parser("profiles", help="show each chapter's parameters and profiles")

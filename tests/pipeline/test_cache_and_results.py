@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
+
+from medtask.errors import MedtaskError
 
 from medtask.pipeline import Chapter, cache, read_provenance, read_table
 from medtask.pipeline.profiles import resolve_notebook
@@ -120,3 +123,13 @@ def test_checkpoints_live_under_the_output_root(tmp_path, monkeypatch):
     ch = Chapter("t", profile="smoke", results_dir=tmp_path / "elsewhere")
     assert ch.checkpoint("run") == tmp_path / "out" / "checkpoints" / "smoke" / "t" / "run.pt"
     assert ch.checkpoint("run").parent.is_dir()
+
+
+def test_parallel_runner_raises_a_chapters_error(tmp_path):
+    from medtask.errors import InvalidParameterError
+    from medtask.pipeline.book import run_chapters
+
+    with pytest.raises(InvalidParameterError, match="no chapter notebook"):
+        run_chapters(["no_such_chapter", "nor_this_one"], "smoke", jobs=2, output_root=tmp_path)
+    with pytest.raises(MedtaskError, match="jobs must be at least 1"):
+        run_chapters(["00_data"], "smoke", jobs=0, output_root=tmp_path)

@@ -44,7 +44,9 @@ def test_book_builds_from_executed_chapters(smoke_output, data_root):
 
     executed = sorted(p.stem for p in (smoke_output / "book" / "generated").glob("*.ipynb"))
     assert "00_data" in executed, "the data chapter must have run before the book is built"
-    html, _ = build_book("smoke", only=executed, run=False, output_root=smoke_output, data_root=data_root)
+    # every chapter is cached by now: this checks the parallel runner (worker processes) end to end
+    html, records = build_book("smoke", only=executed, jobs=2, output_root=smoke_output, data_root=data_root)
+    assert [r.chapter for r in records] == executed and all(r.cached for r in records)
     assert (html / "index.html").is_file()
     page = (html / "generated" / "00_data.html").read_text()
     assert "<img" in page, "the data chapter must show sample images"

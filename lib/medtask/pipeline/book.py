@@ -49,12 +49,58 @@ def executed_profile(notebook: Path) -> str | None:
     return json.loads(notebook.read_text()).get("metadata", {}).get("medtask", {}).get("profile")
 
 
+def _report(rec: RunRecord) -> None:
+    print(f"[medtask] {rec.chapter}: {'cached' if rec.cached else f'executed in {rec.seconds:.0f} s'}", flush=True)
+
+
+def run_chapters(
+    stems: list[str], profile: str, *, jobs: int = 1, data_root: str | os.PathLike | None = None,
+    output_root: str | os.PathLike | None = None, force: bool = False, progress: bool = True,
+) -> list[RunRecord]:
+    """Run ``stems`` (cached) on ``profile``: one after the other, or ``jobs`` at once in worker processes.
+
+    Each chapter is its own papermill kernel, and the cpu profiles run torch on one thread, so on an
+    N-core machine ``jobs=N`` keeps every core busy. With ``jobs > 1`` a failing chapter stops the
+    ones not yet started; those already running finish, then the first failure is raised.
+    """
+    if jobs < 1:
+        raise MedtaskError(f"jobs must be at least 1, got {jobs}")
+    kwargs = dict(data_root=data_root, output_root=output_root, force=force)
+    if jobs == 1 or len(stems) < 2:
+        records = []
+        for stem in stems:
+            records.append(run_notebook(stem, profile, progress=progress, **kwargs))
+            _report(records[-1])
+        return records
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    done: dict[str, RunRecord] = {}
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(run_notebook, stem, profile, progress=False, concurrent=jobs, **kwargs): stem
+                   for stem in stems}
+        pending = set(futures)
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                if fut.exception() is None:
+                    done[futures[fut]] = fut.result()
+                    _report(done[futures[fut]])
+            failures = [f for f in finished if f.exception() is not None]
+            if failures:
+                for fut in pending:
+                    fut.cancel()
+                wait(pending)
+                raise failures[0].exception()
+    return [done[s] for s in stems]
+
+
 def build_book(
     profile: str = "cpu", *, only: list[str] | None = None, run: bool = True, force: bool = False,
     data_root: str | os.PathLike | None = None, output_root: str | os.PathLike | None = None,
-    progress: bool = True,
+    progress: bool = True, jobs: int = 1,
 ) -> tuple[Path, list[RunRecord]]:
-    """Run the chapters (cached) on ``profile``, then build the HTML into ``<output>/_build/html``."""
+    """Run the chapters (cached) on ``profile``, ``jobs`` at a time, then build the HTML into ``<output>/_build/html``."""
     book_chapters = all_chapters()
     stems = only or book_chapters
     unknown = sorted(set(stems) - set(book_chapters))
@@ -62,11 +108,8 @@ def build_book(
         raise MedtaskError(f"not chapters of the book: {unknown}; chapters are {book_chapters}")
     records = []
     if run:
-        for stem in stems:
-            rec = run_notebook(stem, profile, data_root=data_root, output_root=output_root, force=force,
-                               progress=progress)
-            print(f"[medtask] {stem}: {'cached' if rec.cached else f'executed in {rec.seconds:.0f} s'}", flush=True)
-            records.append(rec)
+        records = run_chapters(stems, profile, jobs=jobs, data_root=data_root, output_root=output_root,
+                               force=force, progress=progress)
     out = config.output_root(output_root)
     src = out / "book"
     copy_static_book(src)

@@ -41,9 +41,12 @@ def generated_dir(root: str | os.PathLike | None = None) -> Path:
 def run_notebook(
     notebook: str | Path, profile: str = "cpu", overrides: dict[str, Any] | None = None, *,
     data_root: str | os.PathLike | None = None, output_root: str | os.PathLike | None = None,
-    force: bool = False, kernel: str = "python3", progress: bool = True,
+    force: bool = False, kernel: str = "python3", progress: bool = True, concurrent: int = 1,
 ) -> RunRecord:
-    """Run one chapter on ``profile`` with ``overrides``; skip it when the cache says nothing changed."""
+    """Run one chapter on ``profile`` with ``overrides``; skip it when the cache says nothing changed.
+
+    ``concurrent`` (recorded in the provenance) is how many chapters the caller runs at once.
+    """
     import papermill
 
     nb_path = resolve_notebook(notebook)
@@ -96,6 +99,7 @@ def run_notebook(
     record["chapter"] = stem
     record["cache_key"] = key["key"]
     record["reused_checkpoints"] = reused
+    record["concurrent_chapters"] = int(concurrent)
     nb = json.loads(partial.read_text())
     stamp_provenance(nb, record)
     partial.write_text(json.dumps(nb, indent=1))
@@ -136,6 +140,9 @@ def provenance_markdown(record: dict[str, Any]) -> str:
     load_txt = f"; load average {load} at the end (above the core count, other work shared the CPU)" if (
         load is not None and dev.get("cpu_count") and load > dev["cpu_count"]) else (
         f"; load average {load} at the end" if load is not None else "")
+    if (record.get("concurrent_chapters") or 1) > 1:
+        load_txt += (f"; run as one of up to {record['concurrent_chapters']} chapters executing at once "
+                     "(`medtask book --jobs`)")
     device = f"CPU: {dev.get('cpu')} ({dev.get('cpu_count')} cores)" + (f"; GPU: {dev['cuda']}" if dev.get("cuda") else "")
     data = ", ".join(f"{k} `{str(v).rsplit(':', 1)[-1][:12]}`"
                      for k, v in sorted(record.get("datasets", {}).items())) or "none"
