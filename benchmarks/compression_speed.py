@@ -8,6 +8,7 @@ are randomly initialised and the report says so.
 
     .venv/bin/python benchmarks/compression_speed.py --size 128 --images 16 --threads 1
     .venv/bin/python benchmarks/compression_speed.py --size 256 --device cuda --out /tmp/speed.json
+    .venv/bin/python benchmarks/compression_speed.py --images 8 --gap-sizes 128 512   # where the bpp gap comes from
 """
 
 from __future__ import annotations
@@ -27,6 +28,89 @@ def _median_time(fn, repeats: int) -> float:
         fn()
         times.append(time.perf_counter() - t0)
     return float(np.median(times))
+
+
+def _sequential_y_bits(model, x: torch.Tensor) -> float:
+    """Cheng2020-Anchor: the entropy model's bits for y in the coder's own (sequential) order.
+
+    CompressAI's forward pass conditions the context model on ``round(y)``; the coder and decoder
+    condition it on ``round(y - mu) + mu``, position by position. This follows the coder (the loop of
+    ``JointAutoregressiveHierarchicalPriors._compress_ar``) and sums -log2 of the Gaussian likelihoods
+    of the coded symbols, so the bytes can be compared with an estimate of the same symbols.
+    """
+    import torch.nn.functional as F
+
+    gc = model.gaussian_conditional
+    y = model.g_a(x)
+    z = model.h_a(y)
+    z_hat = model.entropy_bottleneck.decompress(model.entropy_bottleneck.compress(z), z.shape[-2:])
+    params = model.h_s(z_hat)
+    k, pad = 5, 2
+    y_hat = F.pad(y, (pad, pad, pad, pad))
+    weight = model.context_prediction.weight * model.context_prediction.mask
+    bits = 0.0
+    for h in range(y.shape[2]):
+        for w in range(y.shape[3]):
+            crop = y_hat[:, :, h:h + k, w:w + k]
+            ctx = F.conv2d(crop, weight, bias=model.context_prediction.bias)
+            gp = model.entropy_parameters(torch.cat((params[:, :, h:h + 1, w:w + 1], ctx), 1)).squeeze(3).squeeze(2)
+            scales, means = gp.chunk(2, 1)
+            q = torch.round(crop[:, :, pad, pad] - means)
+            lik = gc._likelihood(q + means, gc.lower_bound_scale(scales), means)
+            if gc.use_likelihood_bound:
+                lik = gc.likelihood_lower_bound(lik)
+            bits += float(-lik.log2().sum())
+            y_hat[:, :, h + pad, w + pad] = q + means
+    return bits
+
+
+def _table_scale_y_bits(model, x: torch.Tensor) -> float:
+    """MBT2018-Mean: the bits of y with each scale rounded up to the coder's scale table, as ``compress`` does."""
+    gc, eb = model.gaussian_conditional, model.entropy_bottleneck
+    y = model.g_a(x)
+    z_hat = eb.quantize(model.h_a(y), "dequantize", eb._get_medians())
+    scales, means = model.h_s(z_hat).chunk(2, 1)
+    table_scales = gc.scale_table[gc.build_indexes(scales).long()]
+    lik = gc._likelihood(torch.round(y - means) + means, table_scales, means)
+    if gc.use_likelihood_bound:
+        lik = gc.likelihood_lower_bound(lik)
+    return float(-lik.log2().sum())
+
+
+@torch.inference_mode()
+def rate_accounting(lc, arch: str, images: torch.Tensor, size: int) -> dict:
+    """Bytes of one codec's bitstreams split into header / y / z against the likelihood estimates."""
+    from medtask.codecs.bitstream import pad_to_multiple, to_rgb
+
+    rows = []
+    for x in images:
+        data = lc.encode(x)[0].data
+        strings = lc.parse(data)[3]
+        xp = pad_to_multiple(to_rgb(x[None]))
+        lk = lc.model(xp)["likelihoods"]
+        row = {"header": len(data) - sum(map(len, strings)), "y_bytes": len(strings[0]), "z_bytes": len(strings[1]),
+               "y_estimate": float(-lk["y"].log2().sum()) / 8, "z_estimate": float(-lk["z"].log2().sum()) / 8,
+               }
+        if arch == "mbt2018-mean":
+            row["y_table_scales"] = _table_scale_y_bits(lc.model, xp) / 8
+        if arch == "cheng2020-anchor":
+            row["y_sequential"] = _sequential_y_bits(lc.model, xp) / 8
+        rows.append(row)
+    m = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+    total, est = m["header"] + m["y_bytes"] + m["z_bytes"], m["y_estimate"] + m["z_estimate"]
+    out = {"codec": arch, "size": size, "bytes": total, "estimate_bytes": est,
+           "gap_percent": 100 * (total / est - 1), "fixed_bytes": m["header"] + 4 * 2,
+           "fixed_percent_of_bytes": 100 * (m["header"] + 8) / total,
+           "y_gap_percent": 100 * (m["y_bytes"] / m["y_estimate"] - 1),
+           "z_gap_percent": 100 * (m["z_bytes"] / m["z_estimate"] - 1),
+           }
+    if "y_table_scales" in m:
+        out["y_table_scale_estimate_vs_forward_percent"] = 100 * (m["y_table_scales"] / m["y_estimate"] - 1)
+        out["y_bytes_vs_table_scale_estimate_percent"] = 100 * (m["y_bytes"] / m["y_table_scales"] - 1)
+    if "y_sequential" in m:
+        out["y_sequential_vs_forward_percent"] = 100 * (m["y_sequential"] / m["y_estimate"] - 1)
+        out["y_bytes_vs_sequential_percent"] = 100 * (m["y_bytes"] / m["y_sequential"] - 1)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--point", type=int, default=1)
     ap.add_argument("--train-steps", type=int, default=3, help="timed steps per strategy")
     ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--gap-sizes", type=int, nargs="*", default=[],
+                    help="also split the bytes-vs-estimate gap into its parts at these image sizes (e.g. 128 512)")
     ap.add_argument("--out", default=None, help="write the JSON report here")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -82,6 +168,10 @@ def main(argv: list[str] | None = None) -> int:
             bpp.append(e.bpp)
             est.append(float(lc.reconstruct(x)[1][0]))
         header = np.mean([len(e.data) - sum(len(s) for s in lc.parse(e.data)[3]) for e in lc.encode(images[:4])])
+        for gsize in args.gap_sizes:
+            gimgs = torch.stack([s["image"] for s in load(args.dataset, "test", size=gsize, limit=args.images)])
+            report.setdefault("rate_accounting", []).append(
+                {"trained": trained, **rate_accounting(lc, arch, gimgs, gsize)})
         report["codecs"].append({
             "codec": arch, "trained": trained, "checkpoint": str(ckpt) if trained else None,
             "encode_ms": 1000 * float(np.median(enc_s)), "decode_ms": 1000 * float(np.median(dec_s)),
@@ -136,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print(pd.DataFrame(report["codecs"]).round(3).to_string(index=False))
     print(pd.DataFrame(report["training"]).round(3).to_string(index=False))
+    if report.get("rate_accounting"):
+        print(pd.DataFrame(report["rate_accounting"]).round(2).T.to_string(header=False))
     if args.out:
         with open(args.out, "w") as fh:
             json.dump(report, fh, indent=1)
