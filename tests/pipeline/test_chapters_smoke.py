@@ -51,3 +51,5 @@ def test_book_builds_from_executed_chapters(smoke_output, data_root):
     page = (html / "generated" / "00_data.html").read_text()
     assert "<img" in page, "the data chapter must show sample images"
     assert "Traceback" not in page
+    assert "_static/mathjax/tex-chtml.js" in page and "cdn.jsdelivr.net" not in page, "MathJax must load offline"
+    assert (html / "_static" / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2" / "MathJax_Main-Regular.woff").is_file()
