@@ -21,6 +21,7 @@ import io
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -196,12 +197,16 @@ class CompressionStudy:
         self.timings: dict[str, float] = {}
 
     # -- training ----------------------------------------------------------------------------
+    def checkpoint(self, name: str) -> Path:
+        """This study's checkpoint ``name``: seed 0 at the chapter's top level, seed k under ``seed<k>/``."""
+        return self.chapter.checkpoint(name if self.seed == 0 else f"seed{self.seed}/{name}")
+
     def _batches(self, bs: int) -> RandomBatches:
         return RandomBatches(self.train, bs, seed=self.seed)
 
     def _fit(self, strategy, steps: int, name: str, bs: int):
         torch.manual_seed(self.seed)
-        res = fit(strategy, self._batches(bs), steps, checkpoint=self.chapter.checkpoint(name), grad_clip=1.0,
+        res = fit(strategy, self._batches(bs), steps, checkpoint=self.checkpoint(name), grad_clip=1.0,
                   progress=self.progress, desc=name)
         self.timings[name] = res.seconds_per_step
         return res
@@ -229,7 +234,7 @@ class CompressionStudy:
         """A baseline learned codec: the shared MSE start plus ``extra_steps`` MSE-only steps."""
         self.mse_codec(arch, point, lambda1)
         codec = self._codec(arch)
-        load_modules(self.chapter.checkpoint(f"{arch}_mse_r{point}"), {"codec": codec})
+        load_modules(self.checkpoint(f"{arch}_mse_r{point}"), {"codec": codec})
         self._fit(CodecMSEStrategy(codec, lambda1, lr=self.lr, device=self.device), self.extra_steps,
                   f"{arch}_r{point}", self.batch_size)
         return codec.eval()
@@ -244,8 +249,8 @@ class CompressionStudy:
         self.mse_codec(arch, point, lambda1)
         self.task_network()
         codec, net = self._codec(arch), self.build_task()
-        load_modules(self.chapter.checkpoint(f"{arch}_mse_r{point}"), {"codec": codec})
-        load_modules(self.chapter.checkpoint("task_original"), {"task": net})
+        load_modules(self.checkpoint(f"{arch}_mse_r{point}"), {"codec": codec})
+        load_modules(self.checkpoint("task_original"), {"task": net})
         joint = JointStrategy(codec, net, self.task, lambda1, lambda2, lr=self.lr, task_lr=self.finetune_lr,
                               task_scale=self.task_scale, device=self.device)
         self._fit(joint, self.extra_steps, f"mvmicnet_{tag}_s1", self.batch_size)
@@ -316,6 +321,34 @@ def side_by_side(ours: pd.DataFrame, pub: pd.DataFrame, on: Sequence[str], colum
     for c in columns:
         order += [c] + ([f"{c}_pub"] if c in keep else [])
     return out[[c for c in order if c in out.columns]]
+
+
+def seed_summary(df: pd.DataFrame, by: Sequence[str], columns: Sequence[str]) -> pd.DataFrame:
+    """Mean over the ``seed`` column per group, with ``<col>_sd`` (sample standard deviation) and ``seeds``."""
+    g = df.groupby(list(by), sort=False)
+    out = g[list(columns)].mean()
+    sd = g[list(columns)].std(ddof=1) if df["seed"].nunique() > 1 else out * np.nan
+    out = out.join(sd.add_suffix("_sd"))
+    out["seeds"] = g["seed"].nunique()
+    return out.reset_index()
+
+
+def paired_differences(df: pd.DataFrame, by: str, reference: Any, columns: Sequence[str]) -> pd.DataFrame:
+    """Per value of ``by``: the difference to the ``reference`` row of the same seed, mean and sd over seeds.
+
+    Rows of one seed share their starting checkpoints, so the paired difference removes the part of the
+    seed-to-seed variation that both rows have in common.
+    """
+    ref = df[df[by] == reference].set_index("seed")[list(columns)]
+    rows = []
+    for value, g in df[df[by] != reference].groupby(by, sort=False):
+        diff = g.set_index("seed")[list(columns)] - ref.loc[g["seed"]].values
+        row: dict[str, Any] = {by: value, "seeds": len(diff)}
+        for c in columns:
+            row[f"{c}_diff"] = float(diff[c].mean())
+            row[f"{c}_diff_sd"] = float(diff[c].std(ddof=1)) if len(diff) > 1 else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def curves(df: pd.DataFrame, y: str, x: str = "bpp") -> dict[str, tuple[list[float], list[float]]]:
