@@ -278,6 +278,11 @@ def train_recognisers(cfg: StudyConfig, train: Sequence[dict[str, Any]], degrada
     return nets, hist
 
 
+def degradation_tag(degradation: Degradation) -> str:
+    """A degradation as a checkpoint-name fragment, e.g. ``gaussian_0.2``."""
+    return "_".join([degradation.name] + [f"{v}" for k, v in degradation.describe().items() if k not in ("name", "clip")])
+
+
 def run_setting(cfg: StudyConfig, train: Sequence[dict[str, Any]], test: Sequence[dict[str, Any]] | DegradedTestSet,
                 degradation: Degradation | str | dict, *, supervised: bool = True,
                 strategies: Sequence[str] = ("benchmark-i", "joint", "frozen", "gradprom"),
@@ -296,7 +301,7 @@ def run_setting(cfg: StudyConfig, train: Sequence[dict[str, Any]], test: Sequenc
         raise InvalidParameterError(f"unknown strategies {unknown}; choose from {STRATEGIES}")
     check_classes(cfg, train)
     dev = cfg.torch_device
-    tag = tag or "_".join([degradation.name] + [f"{v}" for k, v in degradation.describe().items() if k not in ("name", "clip")])
+    tag = tag or degradation_tag(degradation)
     tag += "_sup" if supervised else "_unsup"
     testset = test if isinstance(test, DegradedTestSet) else DegradedTestSet.build(test, degradation, seed=cfg.seed + 12345)
     aug = DegradeBatch(degradation, supervised=supervised)  # fails fast on an impossible setting
@@ -345,6 +350,29 @@ def run_setting(cfg: StudyConfig, train: Sequence[dict[str, Any]], test: Sequenc
         clean_row.update(recognise(net, testset.clean, task, testset, cfg.eval_batch, dev))
     rows.append(clean_row)
     return SettingResult(rows, histories, enhancers, recs, testset, enhanced)
+
+
+def seed_spread(cfg: StudyConfig, train: Sequence[dict[str, Any]], test: DegradedTestSet,
+                degradation: Degradation | str | dict, seeds: Sequence[int], *,
+                strategies: Sequence[str] = ("benchmark-i", "joint", "frozen", "gradprom"),
+                chapter: Any = None, base: SettingResult | None = None) -> pd.DataFrame:
+    """One supervised setting trained again under every seed in ``seeds``: the rows of each, with ``seed``.
+
+    Every seed gets its own clean-trained recogniser (Benchmark-ii, which judges Benchmark-i and
+    initialises Frozen), initialisations and batch order; the degraded test set stays the same, so
+    only training noise varies. ``base``, a result already trained at ``cfg.seed``, is reused.
+    """
+    frames = [base.frame().assign(seed=cfg.seed)] if base is not None else []
+    degradation = make_degradation(degradation)
+    for s in seeds:
+        if base is not None and s == cfg.seed:
+            continue
+        scfg = StudyConfig(**{**config_dict(cfg), "seed": int(s)})
+        clean, _ = train_recognisers(scfg, train, None, chapter, key=f"seed{s}_rec")
+        r = run_setting(scfg, train, test, degradation, strategies=strategies, clean_recognisers=clean,
+                        chapter=chapter, tag=f"seed{s}_{degradation_tag(degradation)}")
+        frames.append(r.frame().assign(seed=int(s)))
+    return pd.concat(frames, ignore_index=True)
 
 
 # -- diagnostics ----------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from medtask.enhancement_study import (
     cosine_log,
     cosine_summary,
     run_setting,
+    seed_spread,
 )
 from medtask.errors import InvalidParameterError
 
@@ -73,3 +74,20 @@ def test_polyp_crops_have_both_labels():
     maps = np.zeros((len(crops), 32, 32))
     maps[:, :16] = 1.0
     assert cam_mass_inside(maps, t.masks).shape == (len(crops),)
+
+
+def test_seed_spread_trains_each_seed_apart_on_the_same_test_set(phantom, tmp_path):
+    from medtask.pipeline import Chapter
+
+    train, test = phantom
+    chapter = Chapter("c_seed_test", results_dir=tmp_path / "res")
+    deg = {"name": "gaussian", "sigma": 0.2}
+    base = run_setting(tiny_cfg(), train, test, deg, strategies=("benchmark-i", "gradprom"), chapter=chapter)
+    runs = seed_spread(tiny_cfg(), train, base.test, deg, [0, 1], strategies=("benchmark-i", "gradprom"),
+                       chapter=chapter, base=base)
+    assert sorted(set(runs["seed"])) == [0, 1]
+    ours = runs[runs["strategy"].isin(["benchmark-i", "gradprom"])].set_index(["seed", "strategy"])["psnr"]
+    assert ours.loc[(0, "gradprom")] == pytest.approx(base.frame().set_index("strategy").loc["gradprom", "psnr"])
+    assert ours.loc[(1, "gradprom")] != ours.loc[(0, "gradprom")], "another seed must train another network"
+    noisy = runs[runs["strategy"] == "degraded input"]["psnr"]
+    assert noisy.nunique() == 1, "every seed is evaluated on the same degraded test set"

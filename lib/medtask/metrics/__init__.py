@@ -1,1 +1,1 @@
-"""Metrics: image quality, segmentation, detection, classification, BD-rate. Import the sub-modules directly."""
+"""Metrics: image quality, segmentation, detection, classification, BD-rate, spread over seeds. Import the sub-modules directly."""
