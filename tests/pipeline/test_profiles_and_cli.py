@@ -76,3 +76,24 @@ def test_strip_outputs(tmp_path):
     from medtask.pipeline.notebooks import strip_outputs
 
     assert has_outputs(p) and strip_outputs(p) and not has_outputs(p) and not strip_outputs(p)
+
+
+def test_documented_rerun_commands_use_real_parameter_names():
+    """Every `medtask run CHAPTER ... -p name=value` in the README and the book names a parameter of that chapter."""
+    import re
+
+    from medtask.config import repo_root
+    from medtask.pipeline.profiles import parameter_cell, resolve_notebook
+
+    docs = [repo_root() / "README.md", *sorted((repo_root() / "book").glob("*.md"))]
+    checked = 0
+    for doc in docs:
+        for line in doc.read_text().splitlines():
+            m = re.search(r"medtask run (\w+)(.*)", line)
+            if not m or m.group(1) == "CHAPTER":
+                continue
+            names = set(parameter_cell(resolve_notebook(m.group(1))))
+            for name in re.findall(r"-p (\w+)=", m.group(2)):
+                assert name in names, f"{doc.name}: `{line.strip()}` sets {name!r}, not a parameter of {m.group(1)}"
+                checked += 1
+    assert checked >= 3
