@@ -3,7 +3,8 @@
 A *step* is what :func:`medtask.training.fit` does per batch: zero the gradients, the strategy's
 ``compute_gradients`` (one forward pass; Joint: one backward pass of L_IP + λ·L_VR; GradProm: the
 gradient of L_IP w.r.t. θ with the graph kept, then the backward pass of L_VR, the cosine and the
-gated sum), and the optimiser steps. Also timed: Joint with the cosine diagnostic switched on
+gated sum), and the optimiser steps (timed by ``medtask.enhancement_study.step_cost_of``, which the
+chapters C1 and C2 also run on their own networks). Also timed: Joint with the cosine diagnostic switched on
 (what the chapters run, so that Joint's cosine can be logged), and GradProm with per-layer cosines.
 
 GradProm needs G_IP and G_VR on θ *separately*, so the enhancer's backward pass runs twice; with
@@ -17,16 +18,14 @@ forward ≈ 1 unit and backward ≈ 2 units per network, the expected ratio is
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import pandas as pd
 import torch
 
 from medtask.enhancement.networks import build_enhancer
+from medtask.enhancement_study import step_cost_of
 from medtask.tasks.classifiers import build_classifier
 from medtask.tasks.unet import build_unet
-from medtask.training.enhancement import make_strategy
 
 CONFIGS = {
     # name: (channels, size, batch, depth, width, recogniser)
@@ -37,69 +36,39 @@ CONFIGS = {
 }
 
 
-def build(cfg: tuple, device: torch.device):
-    ch, size, bs, depth, width, rec = cfg
-    torch.manual_seed(0)
-    enh = build_enhancer(ch, depth=depth, width=width).to(device)
-    if rec.startswith("unet"):
-        net, task = build_unet(ch, 2, base=int(rec[4:]), levels=3), "segmentation"
-    else:
-        net, task = build_classifier(rec, 2, ch), "classification"
+def run(name: str, repeats: int, device: torch.device) -> dict:
+    ch, size, bs, depth, width, rec = CONFIGS[name]
+    task = "segmentation" if rec.startswith("unet") else "classification"
+
+    def enhancer():
+        torch.manual_seed(0)
+        return build_enhancer(ch, depth=depth, width=width).to(device)
+
+    def recogniser():
+        torch.manual_seed(0)
+        net = build_unet(ch, 2, base=int(rec[4:]), levels=3) if task == "segmentation" else build_classifier(rec, 2, ch)
+        return net.to(device)
+
     g = torch.Generator().manual_seed(0)
     x = torch.rand(bs, ch, size, size, generator=g)
-    batch = {"input": x.to(device), "target": x.clamp(0, 1).to(device), "label": torch.randint(0, 2, (bs,), generator=g).to(device),
+    batch = {"input": x.to(device), "target": x.to(device), "label": torch.randint(0, 2, (bs,), generator=g).to(device),
              "mask": torch.randint(0, 2, (bs, size, size), generator=g).to(device)}
-    return enh, net.to(device), task, batch
-
-
-def time_step(strategy, batch, repeats: int, warmup: int = 2) -> float:
-    """Median seconds of one full training step (zero_grad, compute_gradients, optimiser steps)."""
-    opts = strategy.optimizers()
-    strategy.train_mode()
-    times = []
-    for i in range(warmup + repeats):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        for o in opts.values():
-            o.zero_grad(set_to_none=True)
-        strategy.compute_gradients(batch, i)
-        for o in opts.values():
-            o.step()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        if i >= warmup:
-            times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
-def run(name: str, repeats: int, device: torch.device) -> dict:
-    enh, rec, task, batch = build(CONFIGS[name], device)
-    variants = {
-        "joint": dict(name="joint", diagnostics=False),
-        "joint+cos": dict(name="joint", diagnostics=True),
-        "gradprom": dict(name="gradprom"),
-        "gradprom-per-layer": dict(name="gradprom", per_layer=True),
-    }
+    df = step_cost_of(enhancer, recogniser, task, batch, steps=repeats).set_index("variant")
     out = {"config": name, "device": str(device), "threads": torch.get_num_threads(),
-           "enhancer_params": sum(p.numel() for p in enh.parameters()),
-           "recogniser_params": sum(p.numel() for p in rec.parameters())}
-    state_e, state_r = {k: v.clone() for k, v in enh.state_dict().items()}, {k: v.clone() for k, v in rec.state_dict().items()}
-    for label, kw in variants.items():
-        enh.load_state_dict(state_e)
-        rec.load_state_dict(state_r)
-        s = make_strategy(kw.pop("name"), enhancer=enh, recogniser=rec, task=task, lam=0.1, **kw)
-        out[f"{label}_ms"] = 1000 * time_step(s, batch, repeats)
-    out["ratio_gradprom_vs_joint"] = out["gradprom_ms"] / out["joint_ms"]
-    out["ratio_per_layer_vs_joint"] = out["gradprom-per-layer_ms"] / out["joint_ms"]
-    out["ratio_joint_cos_vs_joint"] = out["joint+cos_ms"] / out["joint_ms"]
+           "enhancer_params": sum(p.numel() for p in enhancer().parameters()),
+           "recogniser_params": sum(p.numel() for p in recogniser().parameters())}
+    for label, row in df.iterrows():
+        out[f"{label} ms"] = row["ms_per_step"]
+    for label, row in df.iterrows():
+        if label != "joint":
+            out[f"{label} / joint"] = row["ratio_to_joint"]
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="cpu-profile-cls", help=f"one of {sorted(CONFIGS)} or 'all'")
-    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--repeats", type=int, default=5, help="timed steps per round (3 interleaved rounds, median kept)")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", default=None, help="also write the table to this CSV")

@@ -42,6 +42,7 @@ from medtask.training.enhancement import (
     EnhancerOnly,
     RecogniserOnly,
     TaskDrivenEnhancement,
+    make_strategy,
 )
 
 TASK_DRIVEN = ("joint", "frozen", "gradprom", "gradprom-lemma")
@@ -373,6 +374,60 @@ def seed_spread(cfg: StudyConfig, train: Sequence[dict[str, Any]], test: Degrade
                         chapter=chapter, tag=f"seed{s}_{degradation_tag(degradation)}")
         frames.append(r.frame().assign(seed=int(s)))
     return pd.concat(frames, ignore_index=True)
+
+
+#: the step variants timed by :func:`step_cost`: label -> make_strategy arguments
+STEP_VARIANTS: dict[str, dict[str, Any]] = {
+    "joint": {"name": "joint", "diagnostics": False},          # one backward pass of L_IP + λ·L_VR
+    "joint + cosine": {"name": "joint", "diagnostics": True},  # what the chapters run, to log Joint's cosine
+    "gradprom": {"name": "gradprom"},
+    "gradprom (per-layer cos)": {"name": "gradprom", "per_layer": True},
+}
+
+
+def step_cost_of(make_enhancer: Any, make_recogniser: Any, task: str, batch: dict[str, Any], *, lam: float = 0.1,
+                 steps: int = 5, rounds: int = 3, variants: dict[str, dict[str, Any]] | None = None) -> pd.DataFrame:
+    """Milliseconds per training step of each variant in :data:`STEP_VARIANTS` on one fixed batch.
+
+    A step is one iteration of :func:`medtask.training.fit` (zero the gradients, the strategy's
+    ``compute_gradients``, the optimiser steps). Every variant gets fresh networks from
+    ``make_enhancer()``/``make_recogniser()`` and two warm-up steps; the variants are then timed in
+    turn for ``rounds`` rounds of ``steps`` steps (interleaved, so a change in machine load affects all
+    of them alike) and the median round is kept. ``ratio_to_joint`` divides by plain Joint.
+    """
+    variants = variants or STEP_VARIANTS
+    strategies = {}
+    for label, kw in variants.items():
+        kw = dict(kw)
+        strategies[label] = make_strategy(kw.pop("name"), enhancer=make_enhancer(), recogniser=make_recogniser(),
+                                          task=task, lam=lam, **kw)
+        fit(strategies[label], lambda step: batch, 2, progress=False)  # warm-up
+    times: dict[str, list[float]] = {label: [] for label in variants}
+    for _ in range(rounds):
+        for label, strat in strategies.items():
+            times[label].append(fit(strat, lambda step: batch, steps, progress=False).seconds / steps)
+    df = pd.DataFrame({"variant": list(times), "ms_per_step": [1000 * float(np.median(t)) for t in times.values()]})
+    if "joint" in times:
+        df["ratio_to_joint"] = df["ms_per_step"] / float(df.loc[df["variant"] == "joint", "ms_per_step"].iloc[0])
+    return df
+
+
+def step_cost(cfg: StudyConfig, train: Sequence[dict[str, Any]], degradation: Degradation | str | dict,
+              task: str = "classification", **kw: Any) -> pd.DataFrame:
+    """:func:`step_cost_of` with a chapter's own networks (``cfg``) on one real training batch."""
+    degradation = make_degradation(degradation)
+    batch = RandomBatches(train, cfg.batch_size, seed=cfg.seed, augment=DegradeBatch(degradation),
+                          device=cfg.torch_device)(0)
+
+    def enhancer() -> nn.Module:
+        torch.manual_seed(cfg.seed)
+        return _enhancer(cfg, degradation.scale)
+
+    def recogniser() -> nn.Module:
+        torch.manual_seed(cfg.seed)
+        return build_recogniser(cfg, task)
+
+    return step_cost_of(enhancer, recogniser, task, batch, lam=cfg.lam, **kw)
 
 
 # -- diagnostics ----------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from medtask.enhancement_study import (
     cosine_summary,
     run_setting,
     seed_spread,
+    step_cost,
 )
 from medtask.errors import InvalidParameterError
 
@@ -91,3 +92,10 @@ def test_seed_spread_trains_each_seed_apart_on_the_same_test_set(phantom, tmp_pa
     assert ours.loc[(1, "gradprom")] != ours.loc[(0, "gradprom")], "another seed must train another network"
     noisy = runs[runs["strategy"] == "degraded input"]["psnr"]
     assert noisy.nunique() == 1, "every seed is evaluated on the same degraded test set"
+
+
+def test_step_cost_times_every_variant_against_joint(phantom):
+    train, _ = phantom
+    cost = step_cost(tiny_cfg(), train, {"name": "gaussian", "sigma": 0.2}, steps=1, rounds=1).set_index("variant")
+    assert list(cost.index) == ["joint", "joint + cosine", "gradprom", "gradprom (per-layer cos)"]
+    assert (cost["ms_per_step"] > 0).all() and cost.loc["joint", "ratio_to_joint"] == 1.0
