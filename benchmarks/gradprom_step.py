@@ -53,7 +53,7 @@ def run(name: str, repeats: int, device: torch.device) -> dict:
     x = torch.rand(bs, ch, size, size, generator=g)
     batch = {"input": x.to(device), "target": x.to(device), "label": torch.randint(0, 2, (bs,), generator=g).to(device),
              "mask": torch.randint(0, 2, (bs, size, size), generator=g).to(device)}
-    df = step_cost_of(enhancer, recogniser, task, batch, steps=repeats).set_index("variant")
+    df = step_cost_of(enhancer, recogniser, task, batch, rounds=repeats).set_index("variant")
     out = {"config": name, "device": str(device), "threads": torch.get_num_threads(),
            "enhancer_params": sum(p.numel() for p in enhancer().parameters()),
            "recogniser_params": sum(p.numel() for p in recogniser().parameters())}
@@ -62,13 +62,14 @@ def run(name: str, repeats: int, device: torch.device) -> dict:
     for label, row in df.iterrows():
         if label != "joint":
             out[f"{label} / joint"] = row["ratio_to_joint"]
+            out[f"{label} / joint IQR"] = f"{row['ratio_q1']:.2f}-{row['ratio_q3']:.2f}"
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="cpu-profile-cls", help=f"one of {sorted(CONFIGS)} or 'all'")
-    ap.add_argument("--repeats", type=int, default=5, help="timed steps per round (3 interleaved rounds, median kept)")
+    ap.add_argument("--repeats", type=int, default=9, help="rounds of 3 steps per variant, interleaved (median of paired ratios)")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", default=None, help="also write the table to this CSV")

@@ -386,14 +386,16 @@ STEP_VARIANTS: dict[str, dict[str, Any]] = {
 
 
 def step_cost_of(make_enhancer: Any, make_recogniser: Any, task: str, batch: dict[str, Any], *, lam: float = 0.1,
-                 steps: int = 5, rounds: int = 3, variants: dict[str, dict[str, Any]] | None = None) -> pd.DataFrame:
+                 steps: int = 3, rounds: int = 9, variants: dict[str, dict[str, Any]] | None = None) -> pd.DataFrame:
     """Milliseconds per training step of each variant in :data:`STEP_VARIANTS` on one fixed batch.
 
     A step is one iteration of :func:`medtask.training.fit` (zero the gradients, the strategy's
     ``compute_gradients``, the optimiser steps). Every variant gets fresh networks from
-    ``make_enhancer()``/``make_recogniser()`` and two warm-up steps; the variants are then timed in
-    turn for ``rounds`` rounds of ``steps`` steps (interleaved, so a change in machine load affects all
-    of them alike) and the median round is kept. ``ratio_to_joint`` divides by plain Joint.
+    ``make_enhancer()``/``make_recogniser()`` and two warm-up steps; then, ``rounds`` times, each
+    variant runs ``steps`` steps in turn. Step times on a shared CPU drift by tens of percent within a
+    minute, so each round's times are divided by plain Joint's time *of the same round*:
+    ``ratio_to_joint`` is the median of those paired ratios, ``ratio_q1``/``ratio_q3`` their quartiles,
+    and ``ms_per_step`` the median over rounds.
     """
     variants = variants or STEP_VARIANTS
     strategies = {}
@@ -408,7 +410,10 @@ def step_cost_of(make_enhancer: Any, make_recogniser: Any, task: str, batch: dic
             times[label].append(fit(strat, lambda step: batch, steps, progress=False).seconds / steps)
     df = pd.DataFrame({"variant": list(times), "ms_per_step": [1000 * float(np.median(t)) for t in times.values()]})
     if "joint" in times:
-        df["ratio_to_joint"] = df["ms_per_step"] / float(df.loc[df["variant"] == "joint", "ms_per_step"].iloc[0])
+        ratios = {k: np.asarray(v) / np.asarray(times["joint"]) for k, v in times.items()}
+        df["ratio_to_joint"] = [float(np.median(ratios[k])) for k in times]
+        df["ratio_q1"] = [float(np.quantile(ratios[k], 0.25)) for k in times]
+        df["ratio_q3"] = [float(np.quantile(ratios[k], 0.75)) for k in times]
     return df
 
 
