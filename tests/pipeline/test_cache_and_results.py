@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -72,6 +74,20 @@ def test_chapter_results_carry_provenance(tmp_path):
     assert "smoke" in svg.read_text()
     summary = json.loads(ch.finish(note="ok").read_text())["data"]
     assert {"table.csv", "m.json", "fig.png", "fig.svg"} <= set(summary["files"])
+
+
+def test_save_calls_print_nothing_at_the_end_of_a_notebook_cell(tmp_path):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    ch = Chapter("t", profile="smoke", results_dir=tmp_path / "r", data_root=tmp_path)
+    shell = InteractiveShell.instance()
+    shown = []
+    shell.displayhook.write_format_data = lambda data, md=None: shown.append(data)
+    shell.user_ns["ch"] = ch
+    shell.run_cell('ch.save_json({"x": 1}, "m")')
+    shell.run_cell('ch.save_json({"x": 1}, "m").name')  # a plain value still shows
+    assert len(shown) == 1 and "m.json" in shown[0]["text/plain"]
+    assert isinstance(ch.save_json({}, "n"), Path) and ch.save_json({}, "n").read_text()
 
 
 def test_book_refuses_chapters_executed_on_another_profile(tmp_path):

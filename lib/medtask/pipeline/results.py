@@ -19,6 +19,25 @@ def _atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+class _QuietInNotebooks:
+    """A return value that a notebook cell ending in ``chapter.save_...(...)`` does not print.
+
+    Executed chapters would otherwise show the absolute paths of the files written (of the machine
+    that ran them) under every table and figure.
+    """
+
+    def _ipython_display_(self) -> None:
+        pass
+
+
+class SavedPath(type(Path()), _QuietInNotebooks):  # type: ignore[misc]
+    """The path of a file a chapter wrote (a normal :class:`pathlib.Path`)."""
+
+
+class SavedPaths(list, _QuietInNotebooks):
+    """The paths of the files a chapter wrote for one figure (a normal list)."""
+
+
 class Chapter:
     """A notebook's handle on where it writes, with what parameters, from which data.
 
@@ -75,13 +94,13 @@ class Chapter:
         path = self.dir / f"{name}.csv"
         header = PROVENANCE_PREFIX + json.dumps(self.provenance(), default=str) + "\n"
         _atomic_write_text(path, header + df.to_csv(index=index))
-        return path
+        return SavedPath(path)
 
     def save_json(self, obj: Any, name: str) -> Path:
         """Write ``<name>.json`` as ``{"provenance": ..., "data": obj}``."""
         path = self.dir / f"{name}.json"
         _atomic_write_text(path, json.dumps({"provenance": self.provenance(), "data": obj}, indent=1, default=str))
-        return path
+        return SavedPath(path)
 
     def save_figure(self, fig: "matplotlib.figure.Figure", name: str, formats: tuple[str, ...] = ("png", "svg"),  # noqa: F821
                     dpi: int = 150) -> list[Path]:
@@ -92,8 +111,8 @@ class Chapter:
             path = self.dir / f"{name}.{fmt}"
             meta = {"Description": prov} if fmt in ("png", "svg") else None
             fig.savefig(path, format=fmt, dpi=dpi, bbox_inches="tight", metadata=meta)
-            paths.append(path)
-        return paths
+            paths.append(SavedPath(path))
+        return SavedPaths(paths)
 
     def finish(self, **summary: Any) -> Path:
         """Write ``provenance.json``: the record, the list of files written, and a summary."""
