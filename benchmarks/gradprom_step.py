@@ -10,6 +10,10 @@ chapters C1 and C2 also run on their own networks). Also timed: Joint with the c
 GradProm needs G_IP and G_VR on θ *separately*, so the enhancer's backward pass runs twice; with
 forward ≈ 1 unit and backward ≈ 2 units per network, the expected ratio is
 ``(3·r + 5·e) / (3·r + 3·e)`` for enhancer cost e and recogniser cost r: ≤ 1.3 needs r ≳ 1.2·e.
+Computing both θ-gradients in one batched backward pass instead (``torch.autograd.grad(out, θ,
+grad_outputs=stack([∂L_IP/∂out, ∂λL_VR/∂out]), is_grads_batched=True)``) gives identical gradients
+but no speed-up on CPU: 1.50× against 1.48× for the two passes on the cpu-profile segmentation
+networks (one thread, 7 interleaved rounds), so the two-pass form is kept.
 
     python benchmarks/gradprom_step.py                      # the CPU-profile networks
     python benchmarks/gradprom_step.py --config all --threads 1 --out /tmp/gradprom_step.csv
