@@ -89,8 +89,7 @@ def rate_accounting(lc, arch: str, images: torch.Tensor, size: int) -> dict:
         xp = pad_to_multiple(to_rgb(x[None]))
         lk = lc.model(xp)["likelihoods"]
         row = {"header": len(data) - sum(map(len, strings)), "y_bytes": len(strings[0]), "z_bytes": len(strings[1]),
-               "y_estimate": float(-lk["y"].log2().sum()) / 8, "z_estimate": float(-lk["z"].log2().sum()) / 8,
-               }
+               "y_estimate": float(-lk["y"].log2().sum()) / 8, "z_estimate": float(-lk["z"].log2().sum()) / 8}
         if arch == "mbt2018-mean":
             row["y_table_scales"] = _table_scale_y_bits(lc.model, xp) / 8
         if arch == "cheng2020-anchor":
@@ -102,8 +101,7 @@ def rate_accounting(lc, arch: str, images: torch.Tensor, size: int) -> dict:
            "gap_percent": 100 * (total / est - 1), "fixed_bytes": m["header"] + 4 * 2,
            "fixed_percent_of_bytes": 100 * (m["header"] + 8) / total,
            "y_gap_percent": 100 * (m["y_bytes"] / m["y_estimate"] - 1),
-           "z_gap_percent": 100 * (m["z_bytes"] / m["z_estimate"] - 1),
-           }
+           "z_gap_percent": 100 * (m["z_bytes"] / m["z_estimate"] - 1)}
     if "y_table_scales" in m:
         out["y_table_scale_estimate_vs_forward_percent"] = 100 * (m["y_table_scales"] / m["y_estimate"] - 1)
         out["y_bytes_vs_table_scale_estimate_percent"] = 100 * (m["y_bytes"] / m["y_table_scales"] - 1)
