@@ -417,6 +417,14 @@ def step_cost_of(make_enhancer: Any, make_recogniser: Any, task: str, batch: dic
     return df
 
 
+def describe_step_cost(cost: pd.DataFrame, target: float = 1.3) -> str:
+    """One Markdown sentence: GradProm's step cost relative to Joint, its quartiles, and the target."""
+    row = cost.set_index("variant").loc["gradprom"]
+    verdict = "within" if row["ratio_to_joint"] <= target else "above"
+    return (f"One GradProm step costs **{row['ratio_to_joint']:.2f}×** one Joint step here (quartiles over rounds "
+            f"{row['ratio_q1']:.2f}–{row['ratio_q3']:.2f}; {verdict} the {target}× target).")
+
+
 def step_cost(cfg: StudyConfig, train: Sequence[dict[str, Any]], degradation: Degradation | str | dict,
               task: str = "classification", **kw: Any) -> pd.DataFrame:
     """:func:`step_cost_of` with a chapter's own networks (``cfg``) on one real training batch."""

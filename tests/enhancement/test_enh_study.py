@@ -15,6 +15,7 @@ from medtask.enhancement_study import (
     cosine_summary,
     run_setting,
     seed_spread,
+    describe_step_cost,
     step_cost,
 )
 from medtask.errors import InvalidParameterError
@@ -99,3 +100,5 @@ def test_step_cost_times_every_variant_against_joint(phantom):
     cost = step_cost(tiny_cfg(), train, {"name": "gaussian", "sigma": 0.2}, steps=1, rounds=1).set_index("variant")
     assert list(cost.index) == ["joint", "joint + cosine", "gradprom", "gradprom (per-layer cos)"]
     assert (cost["ms_per_step"] > 0).all() and cost.loc["joint", "ratio_to_joint"] == 1.0
+    text = describe_step_cost(cost.reset_index(), target=1e9)
+    assert f"**{cost.loc['gradprom', 'ratio_to_joint']:.2f}×**" in text and "within the 1000000000.0× target" in text
