@@ -66,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     data_commands.register(data.add_subparsers(dest="data_command", required=True))
 
+    zoo = sub.add_parser("zoo", help="the study's trained base networks: list, train, verify")
+    from medtask.zoo import commands as zoo_commands
+
+    zoo_commands.register(zoo.add_subparsers(dest="zoo_command", required=True))
+
     run = sub.add_parser("run", help="execute one chapter with papermill (cached)")
     run.add_argument("notebook", help="chapter stem (e.g. 00_data) or notebook path")
     run.add_argument("--profile", default="cpu", help="smoke | cpu | paper (default: cpu)")

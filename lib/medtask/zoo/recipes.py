@@ -1,0 +1,197 @@
+"""The study's zoo entries: the base networks its chapters start from.
+
+Study A
+-------
+``mbt2018-mean-q{1..4}``  MeanScaleHyperprior (N=64, M=96) at CompressAI's quality 1–4 lambdas,
+                          trained on CVC-ColonDB (block split, 256×288) and BCCD (320×424) train
+                          images (random 96-px crops, flips). q4 is trained from scratch; q1–q3 are
+                          fine-tuned from q4, standard practice for a family of rate points.
+``erfnet-cvc``            ERFNet ×0.5 for polyp segmentation on CVC-ColonDB's block split at
+                          256×288 (affine + flip + colour augmentation, 160-px crops, CE + Dice).
+``erfnet-cvc-random``     the same network on a random frame split, which lets neighbouring,
+                          near-duplicate frames fall on both sides (to show the leak).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import torch
+from torch import nn
+
+from medtask import data
+from medtask.codecs.bitstream import pad_to_multiple
+from medtask.codecs.learned import ZOO_LAMBDAS, build_codec, codec_spec
+from medtask.data.augment import affine, color_jitter, compose, flips, random_crops
+from medtask.metrics.segmentation import SegmentationMeter
+from medtask.tasks.erfnet import build_erfnet
+from medtask.training.batches import RandomBatches, collate
+from medtask.training.compression import SCALE_255, CodecMSEStrategy, TaskStrategy
+from medtask.training.loop import Strategy
+from medtask.zoo.registry import Entry, register
+
+#: Study A's working sizes (H, W): CVC-ColonDB's 500×574 frames and BCCD's 480×640 images,
+#: short side 256 and 320 px, aspect kept to within 2 % and sides multiples of 8.
+CVC_SIZE = (256, 288)
+BCCD_SIZE = (320, 424)
+
+
+@lru_cache(maxsize=16)
+def _dataset(name: str, split: str, size: tuple[int, int], split_rule: str | None = None):
+    options = {"split_rule": split_rule} if split_rule else {}
+    return data.load(name, split, size=size, **options)
+
+
+def _load(d: dict[str, Any], split: str):
+    return _dataset(d["dataset"], split, tuple(d["size"]), d.get("split_rule"))
+
+
+def _chunks(ds, batch_size: int):
+    for i in range(0, len(ds), batch_size):
+        yield collate([ds[j] for j in range(i, min(i + batch_size, len(ds)))])
+
+
+# -- learned codecs ------------------------------------------------------------------------------
+@dataclass
+class CodecEntry(Entry):
+    """A learned codec trained with ``L = R + λ·255²·MSE`` on crops of Study A's training images."""
+
+    arch: str = "mbt2018-mean"
+    N: int = 64
+    M: int | None = 96
+    quality: int = 4
+
+    def __post_init__(self) -> None:
+        self.hyperparameters = {"lambda1": ZOO_LAMBDAS[self.quality], "lr": 1e-4 if self.parent else 2e-4,
+                                "aux_lr": 1e-3, "batch_size": 8, "crop": 96, "augment": ["random_crop", "flips"],
+                                "lr_schedule": "cosine", "lr_min_factor": 0.05, "seed": 0, **self.hyperparameters}
+
+    def architecture(self) -> dict[str, Any]:
+        return codec_spec(self.arch, self.N, self.M).as_dict()
+
+    def build(self) -> nn.Module:
+        return build_codec(self.arch, N=self.N, M=self.M)
+
+    def strategy(self, model: nn.Module, device: torch.device) -> Strategy:
+        hp = self.hyperparameters
+        return CodecMSEStrategy(model, hp["lambda1"], lr=hp["lr"], aux_lr=hp["aux_lr"], device=device)
+
+    def batches(self, device: torch.device):
+        hp = self.hyperparameters
+        samples = [{"image": s["image"], "id": s["id"]} for d in self.data for s in _load(d, "train")]
+        return RandomBatches(samples, hp["batch_size"], seed=hp["seed"],
+                             augment=compose(random_crops(hp["crop"]), flips), device=device)
+
+    @torch.inference_mode()
+    def evaluate(self, model: nn.Module, split: str, device: torch.device) -> dict[str, float]:
+        """Mean PSNR and likelihood bpp per image (rounded latents), and the RD loss, over every dataset."""
+        model.eval()
+        psnr, bpp, mse_all = [], [], []
+        out: dict[str, float] = {}
+        for d in self.data:
+            p_d, b_d = [], []
+            for batch in _chunks(_load(d, split), 8):
+                x = batch["image"].to(device)
+                h, w = x.shape[-2:]
+                res = model(pad_to_multiple(x))
+                x_hat = res["x_hat"][..., :h, :w]
+                bits = sum(torch.log2(lk).flatten(1).sum(1) for lk in res["likelihoods"].values())
+                mse = ((x_hat.clamp(0, 1) - x) ** 2).flatten(1).mean(1)
+                p_d += (10 * torch.log10(1 / mse)).tolist()
+                b_d += (-bits / (h * w)).tolist()
+                mse_all += mse.tolist()
+            out[f"psnr_{d['dataset']}"] = sum(p_d) / len(p_d)
+            out[f"bpp_{d['dataset']}"] = sum(b_d) / len(b_d)
+            psnr += p_d
+            bpp += b_d
+        out["psnr"] = sum(psnr) / len(psnr)
+        out["bpp"] = sum(bpp) / len(bpp)
+        out["rd_loss"] = out["bpp"] + self.hyperparameters["lambda1"] * SCALE_255 * sum(mse_all) / len(mse_all)
+        return out
+
+    def prepare_for_storage(self, model: nn.Module) -> nn.Module:
+        model.update(force=True)
+        return model
+
+
+STUDY_A_CODEC_DATA = [{"dataset": "CVC-ColonDB", "size": list(CVC_SIZE), "split_rule": "blocks"},
+                      {"dataset": "BCCD", "size": list(BCCD_SIZE)}]
+
+
+def _codec_entry(quality: int, parent: str | None, steps: int) -> CodecEntry:
+    return CodecEntry(
+        name=f"mbt2018-mean-q{quality}", study="A",
+        description=(f"MBT2018-Mean (mean-scale hyperprior), N=64, M=96, λ1={ZOO_LAMBDAS[quality]} "
+                     f"(CompressAI quality {quality}), Study A's images"
+                     + (f"; fine-tuned from {parent}" if parent else "; trained from scratch")),
+        steps=steps, eval_every=500 if parent is None else 300, metric="rd_loss", higher_is_better=False,
+        parent=parent, data=[dict(d) for d in STUDY_A_CODEC_DATA], quality=quality)
+
+
+register(_codec_entry(4, None, 5000))
+for _q in (3, 2, 1):
+    register(_codec_entry(_q, "mbt2018-mean-q4", 1200))
+
+
+# -- segmentation -----------------------------------------------------------------------------------
+@dataclass
+class SegmenterEntry(Entry):
+    """ERFNet trained on CVC-ColonDB originals with CE + soft Dice and strong augmentation."""
+
+    width: float = 0.5
+    num_classes: int = 2
+
+    def __post_init__(self) -> None:
+        self.hyperparameters = {"lr": 1e-3, "batch_size": 8, "crop": 160, "lr_schedule": "cosine",
+                                "lr_min_factor": 0.02, "seed": 0, "loss": "cross-entropy + soft Dice",
+                                "augment": {"affine": {"scale": [0.8, 1.25], "degrees": 20, "translate": 0.1},
+                                            "flips": "h+v", "color_jitter": 0.2, "random_crop": 160},
+                                **self.hyperparameters}
+
+    def architecture(self) -> dict[str, Any]:
+        return {"arch": "erfnet", "width": self.width, "num_classes": self.num_classes, "in_channels": 3}
+
+    def build(self) -> nn.Module:
+        return build_erfnet(self.num_classes, 3, self.width)
+
+    def strategy(self, model: nn.Module, device: torch.device) -> Strategy:
+        return TaskStrategy(model, "segmentation", lr=self.hyperparameters["lr"], device=device)
+
+    def batches(self, device: torch.device):
+        hp = self.hyperparameters
+        aug = compose(affine((0.8, 1.25), 20.0, 0.1), flips, color_jitter(0.2, 0.2, 0.2), random_crops(hp["crop"]))
+        return RandomBatches(_load(self.data[0], "train"), hp["batch_size"], seed=hp["seed"], augment=aug,
+                             device=device)
+
+    @torch.inference_mode()
+    def evaluate(self, model: nn.Module, split: str, device: torch.device) -> dict[str, float]:
+        """Dataset-level polyp Dice and mIoU, and the mean of per-frame Dice (PraNet's 'mean Dice')."""
+        model.eval()
+        meter = SegmentationMeter(self.num_classes)
+        per_frame = []
+        for batch in _chunks(_load(self.data[0], split), 8):
+            pred = model(batch["image"].to(device)).argmax(1).cpu()
+            target = batch["mask"]
+            meter.update(pred, target)
+            for p, t in zip(pred, target):
+                tp = ((p > 0) & (t > 0)).sum().item()
+                denom = (p > 0).sum().item() + (t > 0).sum().item()
+                per_frame.append(1.0 if denom == 0 else 2 * tp / denom)
+        scores = meter.compute()
+        return {"dice": scores["dice"], "miou": scores["miou"], "iou_fg": scores["iou_fg"],
+                "mean_dice": sum(per_frame) / len(per_frame)}
+
+
+def _erfnet_entry(name: str, split_rule: str, description: str) -> SegmenterEntry:
+    return SegmenterEntry(
+        name=name, study="A", description=description, steps=3000, eval_every=300, metric="dice",
+        higher_is_better=True, data=[{"dataset": "CVC-ColonDB", "size": list(CVC_SIZE), "split_rule": split_rule}])
+
+
+register(_erfnet_entry("erfnet-cvc", "blocks",
+                       "ERFNet ×0.5, polyp segmentation on CVC-ColonDB originals, block split (unseen videos)"))
+register(_erfnet_entry("erfnet-cvc-random", "random",
+                       "ERFNet ×0.5 on CVC-ColonDB with a random frame split (near-duplicate frames leak "
+                       "across the split): shows how much the leak lifts the score"))

@@ -1,0 +1,171 @@
+"""Train a zoo entry to its last step with a validation curve, judge the plateau, write weights + card.
+
+Training goes through :func:`medtask.training.fit` in chunks of ``eval_every`` steps; after each
+chunk the network is scored on the validation split and the point is appended to the curve.
+The run folder (``<output>/zoo-runs/<name>-<key>/``, outside git) holds the resumable
+checkpoint and the curve so far: an interrupted training resumes where it stopped, and a run
+whose recipe changed starts a new folder (the key hashes the whole recipe).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from medtask import config, provenance
+from medtask.training.loop import fit
+from medtask.zoo.registry import Entry, entries, get
+from medtask.zoo.store import ZooError, read_card, read_weights, to_storage, verify_entry, write_entry
+
+#: The plateau rule of the cards: the last ``PLATEAU_FRACTION`` of the steps gain less than
+#: ``PLATEAU_TOLERANCE`` (relative) on the entry's validation metric.
+PLATEAU_FRACTION = 0.2
+PLATEAU_TOLERANCE = 0.02
+#: float16 storage is used when it moves the test metric by less than this (relative).
+FP16_TOLERANCE = 0.002
+
+
+def runs_dir() -> Path:
+    """Where zoo trainings keep their resumable state: ``$MEDTASK_ZOO_RUNS`` or ``<output>/zoo-runs``."""
+    env = os.environ.get("MEDTASK_ZOO_RUNS")
+    return Path(env).expanduser() if env else config.output_root() / "zoo-runs"
+
+
+def plateau(curve: list[dict[str, Any]], metric: str, higher_is_better: bool, steps: int,
+            fraction: float = PLATEAU_FRACTION, tolerance: float = PLATEAU_TOLERANCE) -> dict[str, Any]:
+    """Relative gain of ``metric`` over the last ``fraction`` of the steps, and whether it is below ``tolerance``."""
+    start = steps * (1 - fraction)
+    before = [r for r in curve if r["step"] <= start]
+    if not before or curve[-1]["step"] < steps:
+        return {"from_step": None, "to_step": curve[-1]["step"] if curve else None, "relative_gain": None,
+                "flat": False, "rule": f"last {fraction:.0%} of steps gain < {tolerance:.0%}"}
+    ref, final = before[-1][metric], curve[-1][metric]
+    gain = (final - ref) / abs(ref) if higher_is_better else (ref - final) / abs(ref)
+    return {"from_step": before[-1]["step"], "to_step": curve[-1]["step"], "relative_gain": round(gain, 5),
+            "flat": bool(gain < tolerance), "rule": f"last {fraction:.0%} of steps gain < {tolerance:.0%}"}
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def _initial(entry: Entry, root: Path | None) -> tuple[nn.Module, dict[str, Any] | None]:
+    """The network to start from: random (seed 0), or the parent entry's verified weights."""
+    torch.manual_seed(0)
+    model = entry.build()
+    if entry.parent is None:
+        return model, None
+    card = verify_entry(entry.parent, root)
+    model.load_state_dict(read_weights(entry.parent, root))
+    return model, {"name": entry.parent, "sha256": card["sha256"]}
+
+
+def train(name: str, *, device: str = "auto", threads: int | None = None, progress: bool = True,
+          root: Path | None = None, runs: Path | None = None) -> dict[str, Any]:
+    """Train zoo entry ``name`` (resuming its run if one exists), write ``zoo/<name>.pt`` and its card."""
+    entry = get(name)
+    dev = config.get_device(device)
+    if threads:
+        torch.set_num_threads(int(threads))
+    model, parent = _initial(entry, root)
+    run = (runs or runs_dir()) / f"{name}-{entry.key()}"
+    run.mkdir(parents=True, exist_ok=True)
+    _write_json(run / "spec.json", entry.spec())
+    strategy = entry.strategy(model, dev)
+    schedulers = entry.schedulers(strategy)
+    batches = entry.batches(dev)
+    curve_path, ckpt = run / "curve.json", run / "train.pt"
+    curve: list[dict[str, Any]] = json.loads(curve_path.read_text()) if curve_path.exists() else []
+    if not curve:
+        t0 = time.perf_counter()
+        curve.append({"step": 0, **entry.evaluate(model, "val", dev), "train_seconds": 0.0,
+                      "eval_seconds": time.perf_counter() - t0})
+        _write_json(curve_path, curve)
+    ends = sorted({*range(entry.eval_every, entry.steps, entry.eval_every), entry.steps})
+    result = None
+    for end in ends:
+        result = fit(strategy, batches, end, checkpoint=ckpt, checkpoint_every=entry.eval_every,
+                     grad_clip=entry.grad_clip, schedulers=schedulers, progress=progress, desc=name)
+        if any(r["step"] == end for r in curve):
+            continue
+        recent = [h["loss"] for h in result.history[-entry.eval_every:] if "loss" in h]
+        t0 = time.perf_counter()
+        scores = entry.evaluate(model, "val", dev)
+        curve.append({"step": end, **scores, "train_loss": sum(recent) / max(len(recent), 1),
+                      "train_seconds": result.seconds, "eval_seconds": time.perf_counter() - t0})
+        _write_json(curve_path, curve)
+        print(f"[{name}] step {end}/{entry.steps}: " + ", ".join(f"{k}={v:.4g}" for k, v in scores.items()),
+              flush=True)
+    return finalize(entry, model, curve, result.seconds if result else 0.0, parent, dev, root, run)
+
+
+def finalize(entry: Entry, model: nn.Module, curve: list[dict[str, Any]], train_seconds: float,
+             parent: dict[str, Any] | None, device: torch.device, root: Path | None, run: Path) -> dict[str, Any]:
+    """Score the trained network on the test split in float32 and float16, store the cheaper faithful one."""
+    t0 = time.perf_counter()
+    model = entry.prepare_for_storage(model)
+    test32 = entry.evaluate(model, "test", device)
+    half = entry.build()
+    half.load_state_dict({k: v.half().float() if v.is_floating_point() else v for k, v in model.state_dict().items()})
+    half = entry.prepare_for_storage(half)
+    test16 = entry.evaluate(half, "test", device)
+    ref = test32[entry.metric]
+    fp16_ok = abs(test16[entry.metric] - ref) <= FP16_TOLERANCE * max(abs(ref), 1e-12)
+    stored, final, dtype = (half, test16, torch.float16) if fp16_ok else (model, test32, torch.float32)
+    names = [d["dataset"] for d in entry.data]
+    card = {
+        "name": entry.name, "study": entry.study, "description": entry.description,
+        "command": f"medtask zoo train {entry.name}",
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "git": provenance.git_state(), "recipe_key": entry.key(),
+        "architecture": entry.architecture(), "parent": parent,
+        "data": entry.data, "data_fingerprints": provenance.dataset_fingerprints(sorted(set(names))),
+        "steps": entry.steps, "eval_every": entry.eval_every, "grad_clip": entry.grad_clip,
+        "hyperparameters": entry.hyperparameters,
+        "train_seconds": round(train_seconds, 1),
+        "eval_seconds": round(sum(r.get("eval_seconds", 0.0) for r in curve) + time.perf_counter() - t0, 1),
+        "device": provenance.device_info(), "python": platform.python_version(),
+        "packages": provenance.package_versions(),
+        "metric": entry.metric, "higher_is_better": entry.higher_is_better,
+        "curve": curve, "plateau": plateau(curve, entry.metric, entry.higher_is_better, entry.steps),
+        "test": final, "storage": {"dtype": str(dtype).replace("torch.", ""), "test_float32": test32,
+                                    "test_float16": test16, "tolerance": FP16_TOLERANCE},
+        "run_folder": run.name,
+    }
+    write_entry(entry.name, to_storage(stored.state_dict(), dtype), card, root)
+    return read_card(entry.name, root)
+
+
+def load(name: str, device: str | torch.device = "cpu", root: Path | None = None) -> nn.Module:
+    """The trained network of entry ``name`` in eval mode, after checking its sha256 and recipe."""
+    entry = get(name)
+    card = verify_entry(name, root)
+    if card.get("recipe_key") != entry.key():
+        raise ZooError(f"zoo entry {name!r} was trained from another recipe (card key {card.get('recipe_key')}, "
+                       f"code key {entry.key()}); retrain it with `medtask zoo train {name}`")
+    model = entry.build()
+    model.load_state_dict(read_weights(name, root))
+    return model.to(device).eval()
+
+
+def verify(root: Path | None = None) -> dict[str, str]:
+    """Name -> "ok" or the problem, for every registered entry (a missing entry is reported, not raised)."""
+    out: dict[str, str] = {}
+    for name, entry in sorted(entries().items()):
+        try:
+            card = verify_entry(name, root)
+            out[name] = "ok" if card.get("recipe_key") == entry.key() else (
+                f"stale: trained from recipe {card.get('recipe_key')}, the code's is {entry.key()}")
+        except ZooError as exc:
+            out[name] = str(exc)
+    return out
