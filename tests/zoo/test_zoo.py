@@ -1,0 +1,118 @@
+"""The zoo: train → card → verified load; corrupt or stale entries give errors that say what to do."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from medtask import zoo
+from medtask.cli import main
+from medtask.zoo import registry
+from medtask.zoo.recipes import CodecEntry, SegmenterEntry
+from medtask.zoo.store import ZooError, read_weights, sha256, weights_path
+
+PHANTOM = [{"dataset": "phantom-polyp", "size": [64, 64]}]
+
+
+@pytest.fixture()
+def tiny(monkeypatch, tmp_path):
+    """Two tiny entries (a codec and its fine-tuned child) and a segmenter, on phantom data, in a scratch zoo."""
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    common = dict(study="A", description="test", data=[dict(d) for d in PHANTOM])
+    zoo.register(CodecEntry(name="t-codec", steps=4, eval_every=2, metric="rd_loss", higher_is_better=False,
+                            N=8, M=8, quality=4, hyperparameters={"crop": 32, "batch_size": 2}, **common))
+    zoo.register(CodecEntry(name="t-codec-q3", steps=2, eval_every=2, metric="rd_loss", higher_is_better=False,
+                            N=8, M=8, quality=3, parent="t-codec", hyperparameters={"crop": 32, "batch_size": 2},
+                            **common))
+    zoo.register(SegmenterEntry(name="t-seg", steps=3, eval_every=2, metric="dice", higher_is_better=True,
+                                width=0.1, hyperparameters={"crop": 32, "batch_size": 2}, **common))
+    monkeypatch.setenv("MEDTASK_ZOO", str(tmp_path / "zoo"))
+    monkeypatch.setenv("MEDTASK_ZOO_RUNS", str(tmp_path / "runs"))
+    torch.set_num_threads(1)
+    return tmp_path
+
+
+def test_train_writes_card_and_load_verifies(tiny):
+    card = zoo.train("t-seg", progress=False)
+    assert [r["step"] for r in card["curve"]] == [0, 2, 3]
+    assert card["command"] == "medtask zoo train t-seg" and card["steps"] == 3
+    assert card["sha256"] == sha256(weights_path("t-seg"))
+    assert set(card["test"]) >= {"dice", "miou", "mean_dice"}
+    assert card["plateau"]["to_step"] == 3 and card["data_fingerprints"]["phantom-polyp"]
+    model = zoo.load("t-seg")
+    state = read_weights("t-seg")
+    assert all(torch.equal(model.state_dict()[k].float(), v.float()) for k, v in state.items())
+    assert zoo.verify()["t-seg"] == "ok"
+
+
+def test_child_starts_from_parent_and_rerun_resumes(tiny):
+    zoo.train("t-codec", progress=False)
+    child = zoo.train("t-codec-q3", progress=False)
+    assert child["parent"]["name"] == "t-codec" and child["parent"]["sha256"] == zoo.read_card("t-codec")["sha256"]
+    first = sha256(weights_path("t-codec"))
+    weights_path("t-codec").unlink()
+    again = zoo.train("t-codec", progress=False)  # the run folder holds the finished state: nothing retrains
+    assert again["sha256"] == first
+    codec = zoo.load("t-codec")
+    x = torch.rand(1, 3, 64, 64)
+    assert codec.compress(x)["strings"]  # the entropy-coder tables were stored with the weights
+
+
+def test_corrupt_weights_name_the_entry_and_the_fix(tiny, capsys):
+    zoo.train("t-seg", progress=False)
+    path = weights_path("t-seg")
+    path.write_bytes(path.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(ZooError, match=r"t-seg.*sha256.*(corrupt|replaced).*medtask zoo train t-seg"):
+        zoo.load("t-seg")
+    assert main(["zoo", "verify", "--strict"]) == 2
+    assert "t-seg" in capsys.readouterr().err
+
+
+def test_weights_are_read_without_unpickling_objects(tiny):
+    zoo.train("t-seg", progress=False)
+    path = weights_path("t-seg")
+    torch.save({"evil": torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)}, path)
+    card_file = path.with_suffix(".json")
+    card = json.loads(card_file.read_text())
+    card["sha256"] = sha256(path)
+    card_file.write_text(json.dumps(card))
+    with pytest.raises(ZooError, match="cannot read"):
+        read_weights("t-seg")
+
+
+def test_changed_recipe_is_stale(tiny, monkeypatch):
+    zoo.train("t-seg", progress=False)
+    monkeypatch.setitem(registry._REGISTRY["t-seg"].hyperparameters, "lr", 0.5)
+    with pytest.raises(ZooError, match="another recipe"):
+        zoo.load("t-seg")
+    assert zoo.verify()["t-seg"].startswith("stale")
+
+
+def test_missing_entry_says_how_to_train_it(tiny):
+    with pytest.raises(ZooError, match="medtask zoo train t-seg"):
+        zoo.load("t-seg")
+
+
+@pytest.mark.parametrize("curve,higher,flat", [
+    ([0.1, 0.5, 0.60, 0.605, 0.606], True, True),
+    ([0.1, 0.3, 0.40, 0.45, 0.50], True, False),
+    ([9.0, 3.0, 2.0, 1.99, 1.985], False, True),
+    ([9.0, 3.0, 2.0, 1.50, 1.20], False, False),
+])
+def test_plateau_rule(curve, higher, flat):
+    rows = [{"step": 100 * i, "m": v} for i, v in enumerate(curve)]
+    assert zoo.plateau(rows, "m", higher, 400)["flat"] is flat
+
+
+def test_plateau_of_an_unfinished_curve_is_not_flat():
+    assert zoo.plateau([{"step": 0, "m": 1.0}, {"step": 100, "m": 1.0}], "m", True, 400)["flat"] is False
+
+
+def test_registered_entries_are_well_formed():
+    known = zoo.entries()
+    assert {"mbt2018-mean-q4", "mbt2018-mean-q1", "erfnet-cvc", "erfnet-cvc-random"} <= set(known)
+    for name, entry in known.items():
+        assert entry.parent is None or entry.parent in known, name
+        assert len(entry.key()) == 12 and entry.data, name
