@@ -9,7 +9,7 @@ PROFILE ?= cpu
 JOBS ?= 2
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup study book test lock clean-notebooks clean
+.PHONY: setup study book test zoo lock clean-notebooks clean
 
 setup: $(STAMP)
 
@@ -28,6 +28,10 @@ book: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# Retrain every zoo entry (hours on a CPU; resumable: state in zoo-runs/, weights + cards in zoo/).
+zoo: setup
+	$(BIN)/medtask zoo train --all
 
 # Re-resolve the pinned versions (run deliberately, then review and commit constraints.txt).
 lock:

@@ -126,7 +126,7 @@ def _codec_entry(quality: int, parent: str | None, steps: int) -> CodecEntry:
         description=(f"MBT2018-Mean (mean-scale hyperprior), N=64, M=96, λ1={ZOO_LAMBDAS[quality]} "
                      f"(CompressAI quality {quality}), Study A's images"
                      + (f"; fine-tuned from {parent}" if parent else "; trained from scratch")),
-        steps=steps, eval_every=500 if parent is None else 300, metric="rd_loss", higher_is_better=False,
+        steps=steps, eval_every=1000 if parent is None else 400, metric="rd_loss", higher_is_better=False,
         parent=parent, data=[dict(d) for d in STUDY_A_CODEC_DATA], quality=quality)
 
 

@@ -80,7 +80,8 @@ def train(name: str, *, device: str = "auto", threads: int | None = None, progre
     model, parent = _initial(entry, root)
     run = (runs or runs_dir()) / f"{name}-{entry.key()}"
     run.mkdir(parents=True, exist_ok=True)
-    _write_json(run / "spec.json", entry.spec())
+    started = json.loads((run / "spec.json").read_text()).get("git_at_start") if (run / "spec.json").exists() else None
+    _write_json(run / "spec.json", {**entry.spec(), "git_at_start": started or provenance.git_state()})
     strategy = entry.strategy(model, dev)
     schedulers = entry.schedulers(strategy)
     batches = entry.batches(dev)
@@ -127,7 +128,8 @@ def finalize(entry: Entry, model: nn.Module, curve: list[dict[str, Any]], train_
         "name": entry.name, "study": entry.study, "description": entry.description,
         "command": f"medtask zoo train {entry.name}",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "git": provenance.git_state(), "recipe_key": entry.key(),
+        "git": json.loads((run / "spec.json").read_text())["git_at_start"], "git_at_finish": provenance.git_state(),
+        "recipe_key": entry.key(),
         "architecture": entry.architecture(), "parent": parent,
         "data": entry.data, "data_fingerprints": provenance.dataset_fingerprints(sorted(set(names))),
         "steps": entry.steps, "eval_every": entry.eval_every, "grad_clip": entry.grad_clip,
