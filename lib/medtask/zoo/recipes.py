@@ -6,6 +6,7 @@ Study A
                           trained on CVC-ColonDB (block split, 256×288) and BCCD (320×424) train
                           images (random 96-px crops, flips). q4 is trained from scratch; q1–q3 are
                           fine-tuned from q4, standard practice for a family of rate points.
+``cheng2020-anchor-q{1..4}``  Cheng2020-Anchor (N=64), the same data, schedule and fine-tuning.
 ``erfnet-cvc``            ERFNet ×0.5 for polyp segmentation on CVC-ColonDB's block split at
                           256×288 (affine + flip + colour augmentation, 160-px crops, CE + Dice).
 ``erfnet-cvc-random``     the same network on a random frame split, which lets neighbouring,
@@ -120,19 +121,22 @@ STUDY_A_CODEC_DATA = [{"dataset": "CVC-ColonDB", "size": list(CVC_SIZE), "split_
                       {"dataset": "BCCD", "size": list(BCCD_SIZE)}]
 
 
-def _codec_entry(quality: int, parent: str | None, steps: int) -> CodecEntry:
+def _codec_entry(arch: str, quality: int, parent: str | None, steps: int, N: int, M: int | None) -> CodecEntry:
+    title = {"mbt2018-mean": "MBT2018-Mean (mean-scale hyperprior)",
+             "cheng2020-anchor": "Cheng2020-Anchor (residual blocks, autoregressive context)"}[arch]
+    widths = f"N={N}" + (f", M={M}" if M else "")
     return CodecEntry(
-        name=f"mbt2018-mean-q{quality}", study="A",
-        description=(f"MBT2018-Mean (mean-scale hyperprior), N=64, M=96, λ1={ZOO_LAMBDAS[quality]} "
-                     f"(CompressAI quality {quality}), Study A's images"
+        name=f"{arch}-q{quality}", study="A",
+        description=(f"{title}, {widths}, λ1={ZOO_LAMBDAS[quality]} (CompressAI quality {quality}), Study A's images"
                      + (f"; fine-tuned from {parent}" if parent else "; trained from scratch")),
         steps=steps, eval_every=1000 if parent is None else 400, metric="rd_loss", higher_is_better=False,
-        parent=parent, data=[dict(d) for d in STUDY_A_CODEC_DATA], quality=quality)
+        parent=parent, data=[dict(d) for d in STUDY_A_CODEC_DATA], arch=arch, N=N, M=M, quality=quality)
 
 
-register(_codec_entry(4, None, 5000))
-for _q in (3, 2, 1):
-    register(_codec_entry(_q, "mbt2018-mean-q4", 1200))
+for _arch, _N, _M in (("mbt2018-mean", 64, 96), ("cheng2020-anchor", 64, None)):
+    register(_codec_entry(_arch, 4, None, 5000, _N, _M))
+    for _q in (3, 2, 1):
+        register(_codec_entry(_arch, _q, f"{_arch}-q4", 1200, _N, _M))
 
 
 # -- segmentation -----------------------------------------------------------------------------------
