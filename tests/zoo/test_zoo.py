@@ -11,6 +11,7 @@ from medtask import zoo
 from medtask.cli import main
 from medtask.zoo import registry
 from medtask.zoo.recipes import CodecEntry, SegmenterEntry
+from medtask.zoo.report import cards_table, plot_curves
 from medtask.zoo.store import ZooError, read_weights, sha256, weights_path
 
 PHANTOM = [{"dataset": "phantom-polyp", "size": [64, 64]}]
@@ -45,6 +46,11 @@ def test_train_writes_card_and_load_verifies(tiny):
     state = read_weights("t-seg")
     assert all(torch.equal(model.state_dict()[k].float(), v.float()) for k, v in state.items())
     assert zoo.verify()["t-seg"] == "ok"
+    table = cards_table().set_index("entry")
+    assert table.loc["t-seg", "status"] == "ok" and table.loc["t-codec", "status"] == "not trained"
+    assert table.loc["t-seg", "test_dice"] == card["test"]["dice"]
+    fig = plot_curves(["t-seg"], extra=["mean_dice"])
+    assert len(fig.axes[0].lines) == 2
 
 
 def test_child_starts_from_parent_and_rerun_resumes(tiny):

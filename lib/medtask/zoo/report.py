@@ -1,0 +1,57 @@
+"""What a reader sees of the zoo: one row per entry, and each entry's validation curve."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from medtask.zoo.registry import entries
+from medtask.zoo.store import read_card
+from medtask.zoo.trainer import verify
+
+_SHOWN = ("psnr", "bpp", "dice", "mean_dice", "miou")
+
+
+def cards_table(root: Path | None = None) -> pd.DataFrame:
+    """Every registered entry: trained or not, steps, wall time, test metrics, plateau verdict, storage."""
+    status = verify(root)
+    rows = []
+    for name, entry in sorted(entries().items()):
+        row = {"entry": name, "study": entry.study, "status": status[name] if status[name] == "ok" else
+               ("stale" if status[name].startswith("stale") else "not trained"), "steps": entry.steps,
+               "start": entry.parent or "scratch"}
+        if status[name] == "ok":
+            card = read_card(name, root)
+            p = card["plateau"]
+            row.update({"train_min": round(card["train_seconds"] / 60, 1),
+                        "device": card["device"].get("cuda") or card["device"].get("cpu") or "cpu",
+                        **{f"test_{k}": card["test"][k] for k in _SHOWN if k in card["test"]},
+                        "metric": card["metric"], "last_20pct_gain": p["relative_gain"],
+                        "plateau": "yes" if p["flat"] else "no", "dtype": card["storage"]["dtype"],
+                        "MB": round(card["bytes"] / 1e6, 2), "commit": (card["git"].get("commit") or "")[:8]})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def plot_curves(names: Sequence[str], root: Path | None = None, extra: Sequence[str] = ()) -> plt.Figure:
+    """Validation curves (the entry's plateau metric, and any ``extra`` keys) of trained entries, one panel each."""
+    cards = [read_card(n, root) for n in names]
+    fig, axes = plt.subplots(1, len(cards), figsize=(4.2 * len(cards), 3.2), squeeze=False)
+    for ax, card in zip(axes[0], cards):
+        curve = pd.DataFrame(card["curve"])
+        ax.plot(curve["step"], curve[card["metric"]], marker="o", ms=3, label=f"{card['metric']} (val)")
+        for key in extra:
+            if key in curve:
+                ax.plot(curve["step"], curve[key], marker=".", ms=3, label=f"{key} (val)")
+        p = card["plateau"]
+        if p["from_step"] is not None:
+            ax.axvspan(p["from_step"], p["to_step"], color="0.9", zorder=0,
+                       label=f"last 20 %: {100 * p['relative_gain']:+.1f} %")
+        ax.set_title(card["name"], fontsize=10)
+        ax.set_xlabel("step")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
