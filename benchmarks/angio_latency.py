@@ -17,9 +17,9 @@ import json
 
 import torch
 
-from medtask.angio import build_angioqa, count_parameters
-from medtask.angio.baselines import build_segmentation_baseline
-from medtask.angio_study import count_flops, latency
+from medtask.engine.timing import count_flops, latency
+from medtask.methods.angioqa import build_angioqa, count_parameters
+from medtask.methods.angioqa.baselines import build_segmentation_baseline
 
 
 def main(argv: list[str] | None = None) -> int:

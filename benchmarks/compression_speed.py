@@ -80,7 +80,7 @@ def _table_scale_y_bits(model, x: torch.Tensor) -> float:
 @torch.inference_mode()
 def rate_accounting(lc, arch: str, images: torch.Tensor, size: int) -> dict:
     """Bytes of one codec's bitstreams split into header / y / z against the likelihood estimates."""
-    from medtask.codecs.bitstream import pad_to_multiple, to_rgb
+    from medtask.methods.mvmicnet.codecs.bitstream import pad_to_multiple, to_rgb
 
     rows = []
     for x in images:
@@ -113,14 +113,19 @@ def rate_accounting(lc, arch: str, images: torch.Tensor, size: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     from medtask import config
-    from medtask.codecs import classic
-    from medtask.codecs.bitstream import LearnedCodec
-    from medtask.codecs.learned import codec_spec
+    from medtask.methods.mvmicnet.codecs import classic
+    from medtask.methods.mvmicnet.codecs.bitstream import LearnedCodec
+    from medtask.methods.mvmicnet.codecs.learned import codec_spec
     from medtask.data import load
-    from medtask.tasks.detection import build_faster_rcnn
-    from medtask.tasks.erfnet import build_erfnet
-    from medtask.training.compression import (CodecMSEStrategy, FrozenCodecTaskStrategy, JointStrategy,
-                                              TaskStrategy, load_modules)
+    from medtask.nn.detection import build_faster_rcnn
+    from medtask.nn.erfnet import build_erfnet
+    from medtask.methods.mvmicnet.strategies import (
+        CodecMSEStrategy,
+        FrozenCodecTaskStrategy,
+        JointStrategy,
+        TaskStrategy,
+        load_modules,
+    )
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", default="cvc-colondb")

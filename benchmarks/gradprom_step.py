@@ -1,9 +1,9 @@
 """Speed of one GradProm step against one Joint step, same batch and networks (target: ratio <= 1.3).
 
-A *step* is what :func:`medtask.training.fit` does per batch: zero the gradients, the strategy's
+A *step* is what :func:`medtask.engine.fit` does per batch: zero the gradients, the strategy's
 ``compute_gradients`` (one forward pass; Joint: one backward pass of L_IP + λ·L_VR; GradProm: the
 gradient of L_IP w.r.t. θ with the graph kept, then the backward pass of L_VR, the cosine and the
-gated sum), and the optimiser steps (timed by ``medtask.enhancement_study.step_cost_of``, which the
+gated sum), and the optimiser steps (timed by ``medtask.methods.gradprom.study.step_cost_of``, which the
 chapters C1 and C2 also run on their own networks). Also timed: Joint with the cosine diagnostic switched on
 (what the chapters run, so that Joint's cosine can be logged), and GradProm with per-layer cosines.
 
@@ -26,10 +26,10 @@ import argparse
 import pandas as pd
 import torch
 
-from medtask.enhancement.networks import build_enhancer
-from medtask.enhancement_study import step_cost_of
-from medtask.tasks.classifiers import build_classifier
-from medtask.tasks.unet import build_unet
+from medtask.methods.gradprom.networks import build_enhancer
+from medtask.methods.gradprom.study import step_cost_of
+from medtask.nn.classifiers import build_classifier
+from medtask.nn.unet import build_unet
 
 CONFIGS = {
     # name: (channels, size, batch, depth, width, recogniser)

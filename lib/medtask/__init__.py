@@ -2,13 +2,14 @@
 
 Sub-packages (each with one job):
 
-- :mod:`medtask.data`      datasets (manifests, verification, fetching, loaders, phantoms)
-- :mod:`medtask.codecs`    learned and classic image codecs (Study A)
-- :mod:`medtask.tasks`     task networks: segmenters, detectors, classifiers
-- :mod:`medtask.training`  the one training loop and its pluggable strategies
-- :mod:`medtask.metrics`   image-quality, segmentation, detection, classification, BD-rate
-- :mod:`medtask.plots`     figures shared by the chapters
-- :mod:`medtask.pipeline`  papermill execution, profiles, caching, provenance, book build
+- :mod:`medtask.data`       datasets (manifests, verification, fetching, registered loaders, phantoms)
+- :mod:`medtask.nn`         task networks: segmenters, detectors, classifiers
+- :mod:`medtask.engine`     the one training loop, its :class:`~medtask.engine.Strategy` interface, batches,
+                            timing and Grad-CAM
+- :mod:`medtask.metrics`    image quality, segmentation, detection, classification, BD-rate, spread over seeds
+- :mod:`medtask.methods`    one folder per paper's method: ``mvmicnet``, ``angioqa``, ``gradprom``
+- :mod:`medtask.reporting`  published tables, side-by-side tables, figures shared by the chapters
+- :mod:`medtask.pipeline`   papermill execution, profiles, caching, provenance, book build
 """
 
 __version__ = "0.1.0"

@@ -145,7 +145,7 @@ def test_annotation_only_copies_say_images_are_missing(shared_root, need):
 
 def test_batches_from_loaders(shared_root, need):
     """The datasets plug into the training batches (fixed-size stacks; variable boxes stay lists)."""
-    from medtask.training import RandomBatches
+    from medtask.engine import RandomBatches
 
     need("BCCD")
     need("CVC-ColonDB")

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from medtask.data.io import Dataset, Record, load_records, read_image, read_pair
+from medtask.data.registry import loader
 from medtask.errors import CorruptFileError, DatasetNotFoundError, InvalidParameterError
 
 NAME = "ARCADE"
@@ -41,7 +42,7 @@ def _load_mini(path: Path, split: str, size, limit) -> Dataset:
 
 
 def _load_full(path: Path, split: str, subset: str, size, limit) -> Dataset:
-    from pycocotools import mask as mask_utils
+    from pycocotools import mask as mask_utils  # imported when used: keeps `import medtask.data` quick
 
     if subset not in ("stenosis", "syntax"):
         raise InvalidParameterError(f"ARCADE subset must be 'stenosis' or 'syntax', got {subset!r}")
@@ -85,6 +86,7 @@ def _load_full(path: Path, split: str, subset: str, size, limit) -> Dataset:
                    info={"copy": "full", "subset": subset})
 
 
+@loader("ARCADE", with_copy=True)
 def load_arcade_copy(path: Path, copy: dict[str, Any], split: str, *, size=None, limit=None, subset: str = "stenosis",
                      **unknown: Any) -> Dataset:
     """Load whichever ARCADE copy was found (the full release is preferred when both are present)."""

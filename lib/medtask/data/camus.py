@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from medtask.data.io import Dataset, Record, check_same_size, load_records
+from medtask.data.registry import loader
 from medtask.errors import CorruptFileError, DatasetNotFoundError, InvalidParameterError, MedtaskError
 
 NAME = "CAMUS"
@@ -28,7 +29,7 @@ _SPLIT_FILE = {"train": "subgroup_training.txt", "val": "subgroup_validation.txt
 def read_nifti_2d(path: Path) -> np.ndarray:
     """A 2-D NIfTI image as ``uint8 [H, W]``."""
     try:
-        import nibabel as nib
+        import nibabel as nib  # imported when used: keeps `import medtask.data` quick
     except ImportError as exc:  # pragma: no cover - nibabel is installed in the project env
         raise MedtaskError("reading CAMUS needs nibabel: `pip install nibabel`") from exc
     if not path.is_file():
@@ -44,6 +45,7 @@ def read_nifti_2d(path: Path) -> np.ndarray:
     return np.ascontiguousarray(arr.T).astype(np.uint8)
 
 
+@loader("CAMUS")
 def load_camus(path: Path, split: str, *, size=None, limit=None, views=("2CH", "4CH"), phases=("ED", "ES"),
                **unknown: Any) -> Dataset:
     """The ED/ES frames of the chosen ``views`` of every patient in the official split (1-channel images)."""

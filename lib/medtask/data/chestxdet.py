@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from medtask.data.io import Dataset, Record, load_records, read_image
+from medtask.data.registry import loader
 from medtask.errors import CorruptFileError, DatasetNotFoundError, InvalidParameterError
 
 CHESTXDET_CLASSES = ("background", "Atelectasis", "Calcification", "Cardiomegaly", "Consolidation", "Diffuse Nodule",
@@ -103,11 +104,13 @@ def _load(path: Path, split: str, variant: str, *, size=None, limit=None, masks:
                    info={"masks": masks})
 
 
+@loader("ChestX-Det")
 def load_chestxdet(path: Path, split: str, **options: Any) -> Dataset:
     """ChestX-Det: 13 classes, official train (3,025) / test (553)."""
     return _load(path, split, "ChestX-Det", **options)
 
 
+@loader("ChestX-Det10")
 def load_chestxdet10(path: Path, split: str, **options: Any) -> Dataset:
     """ChestX-Det10: 10 classes, official train (3,001) / test (542)."""
     return _load(path, split, "ChestX-Det10", **options)

@@ -13,6 +13,7 @@ from typing import Any
 
 from medtask.data import splits as _splits
 from medtask.data.io import Dataset, Record, load_records, read_pair
+from medtask.data.registry import loader
 from medtask.errors import CorruptFileError, InvalidParameterError
 
 NAME = "CVC-ColonDB"
@@ -30,6 +31,7 @@ def colondb_splits(ids: list[str], split_rule: str = "blocks", fractions=(0.6, 0
     raise InvalidParameterError(f"split_rule must be 'blocks' or 'random', got {split_rule!r}")
 
 
+@loader("CVC-ColonDB")
 def load_colondb(path: Path, split: str, *, size=None, limit=None, split_rule: str = "blocks",
                  fractions=(0.6, 0.2, 0.2), gap: int = 0, seed: int = 0, **unknown: Any) -> Dataset:
     """Load a split of CVC-ColonDB from ``path`` (``images/N.png``, ``masks/N.png``)."""

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from medtask.data.io import Dataset, Record, load_records, read_image
+from medtask.data.registry import loader
 from medtask.errors import DatasetNotFoundError, InvalidParameterError
 
 NAME = "COVID-CT"
@@ -30,6 +31,7 @@ def split_lists(path: Path, split: str) -> dict[str, list[str]]:
     return out
 
 
+@loader("COVID-CT")
 def load_covidct(path: Path, split: str, *, size=None, limit=None, channels: int = 3, **unknown: Any) -> Dataset:
     """Load a split (``train`` 425, ``val`` 118, ``test`` 203; ``all``) as RGB (``channels=3``) or grey images."""
     if unknown:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from medtask.data.io import Dataset, Record, load_records, read_image, read_pair
+from medtask.data.registry import loader
 from medtask.errors import CorruptFileError, DatasetNotFoundError, InvalidParameterError
 
 NAME = "ISIC2018"
@@ -54,6 +55,7 @@ def read_task3_labels(csv_path: Path) -> list[tuple[str, int]]:
     return out
 
 
+@loader("ISIC2018")
 def load_isic(path: Path, split: str, *, size=None, limit=None, task: str = "segmentation", **unknown: Any) -> Dataset:
     """``task="segmentation"`` (Task 1, lesion masks) or ``"classification"`` (Task 3, 7 diagnoses)."""
     if unknown:

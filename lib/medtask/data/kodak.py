@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from medtask.data.io import Dataset, Record, load_records, read_image
+from medtask.data.registry import loader
 from medtask.errors import CorruptFileError, InvalidParameterError
 
 NAME = "Kodak"
 
 
+@loader("Kodak")
 def load_kodak(path: Path, split: str = "test", *, size=None, limit=None, **unknown: Any) -> Dataset:
     """The 24 Kodak images in name order (``size`` resizes every image, portrait ones included)."""
     if unknown:

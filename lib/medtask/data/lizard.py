@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from medtask.data.io import Dataset, Record, check_same_size, load_records, read_image
+from medtask.data.registry import loader
 from medtask.errors import CorruptFileError, DatasetNotFoundError, InvalidParameterError
 
 NAME = "Lizard"
@@ -31,7 +32,7 @@ _SPLIT_FOLD = {"train": 1, "val": 2, "test": 3, "fold1": 1, "fold2": 2, "fold3":
 
 def read_label_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """``(semantic mask uint8 [H, W], instance map int32 [H, W])`` from one Lizard ``.mat``."""
-    import scipy.io
+    import scipy.io  # imported when used: keeps `import medtask.data` quick
 
     try:
         m = scipy.io.loadmat(path)
@@ -48,6 +49,7 @@ def read_label_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return lut[inst], inst
 
 
+@loader("Lizard")
 def load_lizard(path: Path, split: str, *, size=None, limit=None, **unknown: Any) -> Dataset:
     """Load one fold (``train``=1, ``val``=2, ``test``=3) or ``all``; images are RGB PNGs of varying size."""
     if unknown:

@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import ndimage
 
 from medtask.data import splits as _splits
 from medtask.data.io import Dataset, Record, check_same_size, load_records, read_image, read_mask
+from medtask.data.registry import loader
 from medtask.errors import CorruptFileError, DatasetNotFoundError, InvalidParameterError
 
 CLASSES = ("background", "vessel")
@@ -36,6 +38,7 @@ def _pair(name: str, ip: Path, mp: Path, fp: Path | None, rid: str, fov: np.ndar
 # --------------------------------------------------------------------------------------------
 # DRIVE
 # --------------------------------------------------------------------------------------------
+@loader("DRIVE")
 def load_drive(path: Path, split: str, *, size=None, limit=None, observer: int = 1, val_count: int = 0,
                **unknown: Any) -> Dataset:
     """DRIVE: official ``train`` (21-40) and ``test`` (01-20); ``observer=2`` uses the test set's 2nd_manual.
@@ -100,8 +103,6 @@ def load_drive(path: Path, split: str, *, size=None, limit=None, observer: int =
 # --------------------------------------------------------------------------------------------
 def derive_fov(img: np.ndarray, threshold: int = 20) -> np.ndarray:
     """A field-of-view mask from a fundus image: red channel > ``threshold``, holes filled, specks removed."""
-    from scipy import ndimage
-
     fov = img[..., 0] > threshold
     fov = ndimage.binary_opening(fov, iterations=2)
     fov = ndimage.binary_fill_holes(fov)
@@ -114,6 +115,7 @@ def chase_splits(ids: list[str], seed: int = 0, n_val_children: int = 2, n_test_
     return _splits.group_split(sorted(ids), lambda i: i[6:8], n_val_children, n_test_children, seed)
 
 
+@loader("CHASE_DB1")
 def load_chase(path: Path, split: str, *, size=None, limit=None, observer: int = 1, seed: int = 0,
                n_val_children: int = 2, n_test_children: int = 4, **unknown: Any) -> Dataset:
     """CHASE_DB1 (``Image_NNL.jpg`` / ``Image_NNL_1stHO.png``): 1st observer by default; seeded child-level split
@@ -156,6 +158,7 @@ def hrf_splits(ids: list[str]) -> dict[str, list[str]]:
     return out
 
 
+@loader("HRF")
 def load_hrf(path: Path, split: str, *, size=None, limit=None, **unknown: Any) -> Dataset:
     """HRF (``images/NN_c.jpg|JPG``, ``manual1/NN_c.tif``, ``mask/NN_c_mask.tif``; 45 images 3504x2336).
 

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from medtask.data.io import Dataset, Record, load_records, read_image
+from medtask.data.registry import loader
 from medtask.errors import CorruptFileError, DatasetNotFoundError, InvalidParameterError
 
 BCCD_CLASSES = ("background", "RBC", "WBC", "Platelets")
@@ -68,6 +69,7 @@ def load_voc(path: Path, split: str, name: str, classes: tuple[str, ...], *, siz
     return Dataset(name, split, "detection", classes, load_records(ids, one, limit, size))
 
 
+@loader("BCCD")
 def load_bccd(path: Path, split: str, **options: Any) -> Dataset:
     """BCCD blood-cell detection (RBC, WBC, Platelets), official ImageSets/Main splits."""
     return load_voc(path, split, "BCCD", BCCD_CLASSES, **options)

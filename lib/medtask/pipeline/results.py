@@ -83,7 +83,7 @@ class Chapter:
         return self.dir / name
 
     def checkpoint(self, name: str) -> Path:
-        """A checkpoint file for :func:`medtask.training.fit`: ``<output>/checkpoints/<profile>/<chapter>/``."""
+        """A checkpoint file for :func:`medtask.engine.fit`: ``<output>/checkpoints/<profile>/<chapter>/``."""
         p = config.output_root() / "checkpoints" / self.profile / self.name / f"{name}.pt"
         p.parent.mkdir(parents=True, exist_ok=True)
         return p

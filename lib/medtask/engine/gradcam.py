@@ -1,0 +1,42 @@
+"""Grad-CAM of any classifier-like network (the ``grad-cam`` package), for every study."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from pytorch_grad_cam import GradCAM
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+from torch import nn
+
+from medtask.nn.classifiers import cam_target_layer
+
+
+def grad_cam(net: nn.Module, images: torch.Tensor, target_layer: nn.Module | None = None,
+             classes: Sequence[int] | None = None) -> np.ndarray:
+    """Grad-CAM maps ``[N, H, W]`` in [0, 1] of ``net``'s logits for ``classes`` (default: each image's prediction).
+
+    ``net`` must return class logits ``[N, K]`` (wrap a multi-output model first); ``target_layer``
+    defaults to a torchvision classifier's last block (:func:`medtask.nn.classifiers.cam_target_layer`).
+    The network is put in eval mode and given gradients for the call, then restored.
+    """
+    layer = target_layer if target_layer is not None else cam_target_layer(net)
+    was = net.training
+    net.eval()
+    dev = next(net.parameters()).device
+    images = images.to(dev).clone()  # a normal tensor even if made under inference_mode
+    with torch.enable_grad():
+        # grad-cam needs gradients w.r.t. activations; a frozen network may have requires_grad off
+        flags = [p.requires_grad for p in net.parameters()]
+        for p in net.parameters():
+            p.requires_grad_(True)
+        try:
+            targets = None if classes is None else [ClassifierOutputTarget(int(c)) for c in classes]
+            with GradCAM(model=net, target_layers=[layer]) as cam:
+                maps = cam(input_tensor=images, targets=targets)
+        finally:
+            for p, f in zip(net.parameters(), flags):
+                p.requires_grad_(f)
+    net.train(was)
+    return maps

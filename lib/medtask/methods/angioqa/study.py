@@ -1,0 +1,278 @@
+"""Study B (AngioQANet) study: protocol data, training, evaluation, cost, Grad-CAM, the arms.
+
+The notebook ``b1_angio_quality`` calls these; each is a few lines of glue over the library:
+
+- :func:`load_sources` / :func:`build_protocol_data` -- DRIVE and CHASE_DB1 through
+  :func:`medtask.data.load`, made angiogram-like (:func:`medtask.methods.angioqa.quality.angiogram_like`) and
+  resized, then degraded into graded versions (:func:`medtask.methods.angioqa.quality.make_versions`), split by
+  source image (DRIVE's official train/test; CHASE_DB1's child-level split, validation children in
+  training), with a leakage check.
+- :func:`train` -- :func:`medtask.engine.fit` with a Study B strategy, cosine learning rate, flips.
+- :func:`evaluate` -- vessel Dice / IoU / sensitivity inside the field of view, quality accuracy /
+  macro-F1 / confusion matrix.
+- :func:`cost` -- parameters, FLOPs and batch-1 latency (:mod:`medtask.engine.timing`).
+- :func:`gradcam` -- Grad-CAM (:func:`medtask.engine.gradcam.grad_cam`) of the quality logits.
+
+The published numbers and the protocol's summary table are in :mod:`medtask.methods.angioqa.report`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from skimage.exposure import equalize_adapthist
+from torch import nn
+
+from medtask import data
+from medtask.engine import RandomBatches, TrainResult, collate, fit
+from medtask.engine.gradcam import grad_cam
+from medtask.engine.timing import count_flops, latency
+from medtask.errors import InvalidParameterError
+from medtask.methods.angioqa.baselines import (
+    LIBRARY,
+    build_classification_baseline,
+    build_segmentation_baseline,
+)
+from medtask.methods.angioqa.loss import JointLoss
+from medtask.methods.angioqa.model import build_angioqa, count_parameters
+from medtask.methods.angioqa.quality import GRADES, angiogram_like, check_no_leakage, make_versions
+from medtask.methods.angioqa.strategies import (
+    ClsOnlyStrategy,
+    MultiTaskStrategy,
+    SegOnlyStrategy,
+    split_outputs,
+)
+from medtask.metrics.classification import class_confusion_matrix, macro_f1
+from medtask.metrics.segmentation import SegmentationMeter
+
+STRATEGIES = {"both": MultiTaskStrategy, "seg": SegOnlyStrategy, "cls": ClsOnlyStrategy}
+# (dataset, loader split) -> protocol split
+SOURCE_SPLITS = {("DRIVE", "train"): "train", ("DRIVE", "test"): "test",
+                 ("CHASE_DB1", "trainval"): "train", ("CHASE_DB1", "test"): "test"}
+
+
+# -- data ----------------------------------------------------------------------------------------
+def resize_source(image: torch.Tensor, mask: torch.Tensor, fov: torch.Tensor, size: int
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Resize an angiogram-like image (antialiased bilinear) and its vessel / FOV masks (area fraction >= 0.5)."""
+    img = F.interpolate(image[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
+    m = F.interpolate((mask > 0).float()[None, None], size=(size, size), mode="area")[0, 0] >= 0.5
+    f = F.interpolate(fov.float()[None, None], size=(size, size), mode="area")[0, 0] >= 0.5
+    return img.clamp(0, 1), m.long(), f
+
+
+def load_sources(size: int, data_root: Any = None, datasets: Sequence[str] = ("DRIVE", "CHASE_DB1"),
+                 limit: int | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Source images per protocol split: ``{"train": [...], "test": [...]}`` of ``{"image" [1,S,S], "mask", "fov", "id"}``.
+
+    Images are converted to angiogram-like at full resolution (CLAHE is resolution-dependent), then
+    resized to ``size x size``. ``id`` is ``"<dataset>/<image id>"``. ``limit`` keeps the first
+    ``limit`` images of each loader split (smoke runs).
+    """
+    if size % 16 or size < 32:
+        raise InvalidParameterError(f"working size must be a multiple of 16 (the model's stride), at least 32; got {size}")
+    out: dict[str, list[dict[str, Any]]] = {"train": [], "test": []}
+    for (name, split), side in SOURCE_SPLITS.items():
+        if name not in datasets:
+            continue
+        ds = data.load(name, split, root=data_root, limit=limit)
+        for s in ds:
+            img = angiogram_like(s["image"], s.get("fov"))
+            fov = s.get("fov", torch.ones(img.shape[-2:], dtype=torch.bool))
+            img, mask, fov = resize_source(img, s["mask"], fov, size)
+            out[side].append({"image": img, "mask": mask, "fov": fov, "id": f"{name}/{s['id']}"})
+    return out
+
+
+def build_protocol_data(sources: dict[str, list[dict[str, Any]]], versions: int, seed: int = 0
+                        ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Degraded, graded versions of each split's sources (seeded); raises if a source is on both sides."""
+    train = make_versions(sources["train"], versions, seed)
+    test = make_versions(sources["test"], versions, seed)
+    fov = {s["id"]: s["fov"] for side in sources.values() for s in side}
+    for s in train + test:
+        s["fov"] = fov[s["source"]]
+    check_no_leakage(train, test)
+    return train, test
+
+
+def flip_augment(batch: dict[str, Any], g: torch.Generator) -> dict[str, Any]:
+    """Random horizontal / vertical flips of image, vessel mask and FOV together (quality is flip-invariant)."""
+    out = dict(batch)
+    for dim in (-1, -2):
+        if torch.rand((), generator=g) < 0.5:
+            for k in ("image", "mask", "fov"):
+                if k in out and isinstance(out[k], torch.Tensor):
+                    out[k] = out[k].flip(dim)
+    return out
+
+
+# -- training ------------------------------------------------------------------------------------
+def train(model: nn.Module, task: str, dataset: Sequence[dict[str, Any]], *, steps: int, batch_size: int,
+          lr: float = 1e-3, seed: int = 0, checkpoint: Any = None, device: Any = "cpu",
+          seg_weight: float = 1.0, cls_weight: float = 1.0, progress: bool = True) -> TrainResult:
+    """Train ``model`` with the ``task`` strategy (``both``/``seg``/``cls``) through :func:`medtask.engine.fit`."""
+    if task not in STRATEGIES:
+        raise InvalidParameterError(f"task must be one of {sorted(STRATEGIES)}, got {task!r}")
+    torch.manual_seed(seed)
+    strategy = STRATEGIES[task](model, JointLoss(seg_weight=seg_weight, cls_weight=cls_weight), lr=lr, device=device)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(strategy.opt, T_max=max(steps, 1), eta_min=lr * 0.02)
+    batches = RandomBatches(dataset, batch_size, seed=seed, augment=flip_augment)
+    return fit(strategy, batches, steps, checkpoint=checkpoint, checkpoint_every=max(steps // 4, 25),
+               grad_clip=1.0, schedulers={"lr": sched}, progress=progress, desc=getattr(model, "name", None))
+
+
+# -- evaluation ----------------------------------------------------------------------------------
+@torch.inference_mode()
+def predict(model: nn.Module, dataset: Sequence[dict[str, Any]], task: str, batch_size: int = 8,
+            device: Any = "cpu") -> dict[str, torch.Tensor]:
+    """Vessel probabilities ``[N,1,H,W]`` and/or grade probabilities ``[N,K]`` for every sample."""
+    model.eval().to(device)
+    kind = {"seg": "seg", "cls": "quality"}.get(task)
+    segs, probs = [], []
+    for i in range(0, len(dataset), batch_size):
+        batch = collate(list(dataset[i:i + batch_size]))
+        out = split_outputs(model(batch["image"].to(device)), kind)
+        if "seg" in out:
+            segs.append(torch.sigmoid(out["seg"]).float().cpu())
+        if "quality" in out:
+            probs.append(torch.softmax(out["quality"].float(), 1).cpu())
+    res: dict[str, torch.Tensor] = {}
+    if segs:
+        res["seg"] = torch.cat(segs)
+    if probs:
+        res["quality"] = torch.cat(probs)
+    return res
+
+
+def evaluate(model: nn.Module, dataset: Sequence[dict[str, Any]], task: str, batch_size: int = 8,
+             device: Any = "cpu", threshold: float = 0.5) -> dict[str, Any]:
+    """Dice / IoU / sensitivity (vessel class, inside the FOV) and accuracy / macro-F1 / confusion matrix."""
+    pred = predict(model, dataset, task, batch_size, device)
+    out: dict[str, Any] = {}
+    if "seg" in pred:
+        meter = SegmentationMeter(2, ignore_index=255)
+        for i, s in enumerate(dataset):
+            target = s["mask"].clone()
+            if "fov" in s:
+                target[~s["fov"]] = 255
+            meter.update((pred["seg"][i, 0] >= threshold).long(), target)
+        m = meter.compute()
+        out.update({"dice": m["dice"], "iou": m["iou_fg"], "sensitivity": m["sensitivity"]})
+    if "quality" in pred:
+        labels = torch.tensor([int(s["label"]) for s in dataset])
+        k = pred["quality"].shape[1]
+        cm = class_confusion_matrix(pred["quality"], labels, k)
+        out.update({"accuracy": float(cm.diag().sum() / cm.sum().clamp(min=1)),
+                    "macro_f1": macro_f1(pred["quality"], labels, k), "confusion": cm.tolist()})
+    return out
+
+
+# -- cost ----------------------------------------------------------------------------------------
+
+
+def cost(model: nn.Module, size: int, repeats: int = 10) -> dict[str, float]:
+    """Parameters, GFLOPs and CPU batch-1 latency / FPS of ``model`` at ``size``."""
+    model = model.cpu()
+    lat = latency(model, size, "cpu", repeats=repeats)
+    return {"params": count_parameters(model), "gflops": count_flops(model, size) / 1e9,
+            "cpu_ms": lat["ms"], "cpu_fps": lat["fps"]}
+
+
+# -- Grad-CAM ------------------------------------------------------------------------------------
+class QualityLogits(nn.Module):
+    """Wrap a model so that it returns only the quality logits (what Grad-CAM needs)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return split_outputs(self.model(x), "quality")["quality"]
+
+
+def gradcam(model: nn.Module, target_layer: nn.Module, images: torch.Tensor,
+            classes: Sequence[int] | None = None) -> np.ndarray:
+    """Grad-CAM maps ``[N, H, W]`` in [0, 1] of the quality logit (``classes``; default the predicted one)."""
+    return grad_cam(QualityLogits(model).eval(), images, target_layer, classes)
+
+
+# -- the study's arms ----------------------------------------------------------------------------
+#: name -> (role, task, builder key); the model, its ablations, and the baselines, in table order
+ARMS: dict[str, tuple[str, str]] = {
+    "AngioQANet": ("ours", "both"),
+    "w/o L-GSAM": ("ablation", "both"),
+    "w/o FAM": ("ablation", "both"),
+    "w/o seg->quality link": ("ablation", "both"),
+    "seg-only (single task)": ("ablation", "seg"),
+    "cls-only (single task)": ("ablation", "cls"),
+    "U-Net": ("segmentation baseline", "seg"),
+    "Attention U-Net": ("segmentation baseline", "seg"),
+    "SA-UNet": ("segmentation baseline", "seg"),
+    "TransUNet (UNETR)": ("segmentation baseline", "seg"),
+    "MobileNetV2": ("classification baseline", "cls"),
+    "EfficientNet-B0": ("classification baseline", "cls"),
+    "ResNet-18": ("classification baseline", "cls"),
+    "Swin-T": ("classification baseline", "cls"),
+}
+_VARIANT = {"AngioQANet": "full", "w/o L-GSAM": "no_lgsam", "w/o FAM": "no_fam", "w/o seg->quality link": "no_link",
+            "seg-only (single task)": "seg_only", "cls-only (single task)": "cls_only"}
+_BASELINE = {"U-Net": "unet", "Attention U-Net": "attention_unet", "SA-UNet": "sa_unet",
+             "TransUNet (UNETR)": "transunet", "MobileNetV2": "mobilenet", "EfficientNet-B0": "efficientnet",
+             "ResNet-18": "resnet", "Swin-T": "swin_t"}
+
+
+def build_arm(name: str, size: int, num_classes: int = len(GRADES), baseline_width: int = 64,
+              vit_dim: int = 768) -> nn.Module:
+    """The network of one arm of :data:`ARMS` (untrained)."""
+    if name in _VARIANT:
+        return build_angioqa(_VARIANT[name], num_classes=num_classes)
+    if name not in _BASELINE:
+        raise InvalidParameterError(f"unknown arm {name!r}; choose from {list(ARMS)}")
+    if ARMS[name][1] == "seg":
+        return build_segmentation_baseline(_BASELINE[name], size, width=baseline_width, vit_dim=vit_dim)
+    return build_classification_baseline(_BASELINE[name], num_classes)
+
+
+def run_arm(name: str, train_set: Sequence[dict[str, Any]], test_set: Sequence[dict[str, Any]], *, size: int,
+            steps: int, batch_size: int, lr: float, seed: int, device: Any, checkpoint: Any = None,
+            baseline_width: int = 64, vit_dim: int = 768, seg_weight: float = 1.0, cls_weight: float = 1.0,
+            latency_repeats: int = 10) -> tuple[nn.Module, dict[str, Any]]:
+    """Build, train (same data, steps, batch and learning rate for every arm), evaluate and cost one arm."""
+    role, task = ARMS[name]
+    torch.manual_seed(seed)
+    model = build_arm(name, size, baseline_width=baseline_width, vit_dim=vit_dim)
+    res = train(model, task, train_set, steps=steps, batch_size=batch_size, lr=lr, seed=seed, checkpoint=checkpoint,
+                device=device, seg_weight=seg_weight, cls_weight=cls_weight)
+    metrics = evaluate(model, test_set, task, device=device)
+    row: dict[str, Any] = {"model": name, "role": role, "task": task,
+                           "source": LIBRARY.get(_BASELINE.get(name, ""), "medtask.methods.angioqa")}
+    dev = torch.device(device)
+    if dev.type == "cuda":  # GPU latency where one is available, before cost() moves the model to the CPU
+        gpu = latency(model, size, dev, repeats=latency_repeats)
+        row.update({"gpu_ms": gpu["ms"], "gpu_fps": gpu["fps"]})
+    row.update(cost(model, size, repeats=latency_repeats))
+    row.update({k: metrics.get(k, float("nan")) for k in ("dice", "iou", "sensitivity", "accuracy", "macro_f1")})
+    row["train_s_per_step"] = res.seconds_per_step if res.steps > res.resumed_from else res.seconds / max(res.steps, 1)
+    row["final_loss"] = float(np.mean([h["loss"] for h in res.history[-10:]])) if res.history else float("nan")
+    row["confusion"] = metrics.get("confusion")
+    model.to(device)
+    return model, row
+
+
+def arcade_images(size: int, data_root: Any = None, limit: int | None = None) -> list[dict[str, Any]]:
+    """ARCADE mini-subset angiograms as ``{"image": [1,S,S], "id"}``: grey, CLAHE, percentile rescale (no labels used)."""
+    ds = data.load("ARCADE", "test", root=data_root, limit=limit)
+    out = []
+    for s in ds:
+        grey = s["image"].mean(0).numpy()
+        eq = equalize_adapthist(grey, clip_limit=0.01).astype(np.float32)
+        lo, hi = np.percentile(eq, [1.0, 99.0])
+        img = torch.from_numpy(np.clip((eq - lo) / max(hi - lo, 1e-6), 0, 1))[None]
+        img = F.interpolate(img[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
+        out.append({"image": img.clamp(0, 1), "id": f"ARCADE/{s['id']}"})
+    return out

@@ -1,0 +1,99 @@
+"""Figures of Study C (GradProm): enhancement examples, CAM grids, gradient-cosine diagnostics."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from medtask.metrics.image import psnr
+
+
+def _enh_show(ax: Any, img: Any, title: str | None = None) -> None:
+    img = img.detach().cpu().clamp(0, 1)
+    if img.shape[0] == 1:
+        ax.imshow(img[0].numpy(), cmap="gray", vmin=0, vmax=1)
+    else:
+        ax.imshow(img.permute(1, 2, 0).numpy())
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=8)
+
+
+def plot_enhancement_examples(test: Any, enhanced: dict[str, Any], indices: Sequence[int],
+                              title: str = ""):
+    """Study C: rows = cases; columns = clean, degraded (bicubic for SR), then each strategy's output with its PSNR.
+
+    ``test`` is a :class:`medtask.methods.gradprom.study.DegradedTestSet`.
+    """
+
+
+    cols = ["clean", "degraded"] + list(enhanced)
+    fig, axes = plt.subplots(len(indices), len(cols), figsize=(1.7 * len(cols), 1.8 * len(indices)), squeeze=False)
+    base = test.bicubic()
+    for r, i in enumerate(indices):
+        y = test.clean[i:i + 1]
+        imgs = [test.clean[i], base[i]] + [e[i] for e in enhanced.values()]
+        for c, (name, img) in enumerate(zip(cols, imgs)):
+            label = name if c == 0 else f"{name}\n{float(psnr(img[None], y)[0]):.2f} dB"
+            _enh_show(axes[r, c], img, label if r == 0 or c > 0 else None)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_cams(rows: dict[str, tuple[Any, np.ndarray]], case_ids: Sequence[str] | None = None):
+    """Study C: Grad-CAM overlays: one row per (strategy, input) pair, one column per case."""
+    names = list(rows)
+    n = len(next(iter(rows.values()))[0])
+    fig, axes = plt.subplots(len(names), n, figsize=(1.7 * n, 1.7 * len(names)), squeeze=False)
+    for r, name in enumerate(names):
+        images, maps = rows[name]
+        for c in range(n):
+            _enh_show(axes[r, c], images[c])
+            axes[r, c].imshow(maps[c], cmap="jet", alpha=0.4, vmin=0, vmax=1)
+            if c == 0:
+                axes[r, c].set_ylabel(name, fontsize=7, rotation=0, ha="right", va="center")
+            if r == 0 and case_ids is not None:
+                axes[r, c].set_title(str(case_ids[c])[-18:], fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def plot_cosine_diagnostics(log: Any):
+    """Study C: left: histogram of cos(G_IP, G_VR) per strategy; right: its running mean over training steps."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.4))
+    for name, df in log.groupby("strategy", sort=False):
+        a.hist(df["cos"], bins=40, range=(-1, 1), histtype="step", density=True, label=name)
+        g = df.groupby("step")["cos"].mean()
+        b.plot(g.index, g.rolling(max(1, len(g) // 15), min_periods=1).mean(), label=name)
+    a.axvline(0, color="k", lw=0.8)
+    b.axhline(0, color="k", lw=0.8)
+    a.set_xlabel("cos(G_IP, G_VR)")
+    a.set_ylabel("density")
+    b.set_xlabel("training step")
+    b.set_ylabel("running mean of cos")
+    a.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_metric_by_sigma(df: Any, metric: str = "psnr", strategies: Sequence[str] | None = None):
+    """Study C: one panel per setting: ``metric`` against σ, one line per strategy."""
+    settings = list(dict.fromkeys(df["setting"]))
+    fig, axes = plt.subplots(1, len(settings), figsize=(4.2 * len(settings), 3.2), squeeze=False)
+    for ax, setting in zip(axes[0], settings):
+        sub = df[(df["setting"] == setting) & np.isfinite(df[metric].astype(float))]
+        for name, g in sub.groupby("strategy", sort=False):
+            if strategies is None or name in strategies:
+                ax.plot(g["sigma"], g[metric], marker="o", label=name)
+        ax.set_title(setting)
+        ax.set_xlabel("σ")
+        ax.set_ylabel(metric)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig

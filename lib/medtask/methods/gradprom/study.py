@@ -1,0 +1,450 @@
+"""Study C (GradProm) study: data, training grids, evaluation, seed spreads, step cost, CAM focus.
+
+A *setting* is one degradation (e.g. Gaussian σ = 0.2) in one supervision mode:
+
+- supervised: the enhancer's target is the clean image Y;
+- unsupervised: the paper does not define it; here it is the Noise2Noise reading — the enhancer
+  never sees Y, only a second, independent noisy realisation of it (unbiased, so the MSE optimum is
+  the same), while the recogniser still has its labels. Only noise degradations allow it.
+
+:func:`run_setting` trains every requested strategy for one setting through
+:func:`medtask.engine.fit` (with checkpoints, so a re-run or an interrupted run resumes) and
+evaluates it on a fixed, seeded degraded copy of the test split. Grad-CAM itself is
+:func:`medtask.engine.gradcam.grad_cam`; diagnostics and published numbers are in
+:mod:`medtask.methods.gradprom.report`, figures in :mod:`medtask.methods.gradprom.plots`.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.transforms.functional import rgb_to_grayscale
+
+from medtask.config import get_device
+from medtask.engine import RandomBatches, TrainResult, fit
+from medtask.errors import InvalidParameterError
+from medtask.methods.gradprom.degradations import Degradation, make_degradation
+from medtask.methods.gradprom.networks import build_enhancer
+from medtask.methods.gradprom.strategies import (
+    STRATEGIES,
+    Auxiliary,
+    DegradeBatch,
+    EnhancerOnly,
+    RecogniserOnly,
+    TaskDrivenEnhancement,
+    make_strategy,
+)
+from medtask.metrics.classification import classification_metrics
+from medtask.metrics.image import psnr, ssim
+from medtask.metrics.segmentation import SegmentationMeter
+from medtask.nn.classifiers import build_classifier
+from medtask.nn.unet import build_unet
+
+TASK_DRIVEN = ("joint", "frozen", "gradprom", "gradprom-lemma")
+
+
+@dataclass
+class StudyConfig:
+    """Networks and training budget of one chapter (the profile decides the numbers)."""
+
+    tasks: tuple[str, ...] = ("classification",)
+    num_classes: dict[str, int] = field(default_factory=lambda: {"classification": 2, "segmentation": 2})
+    channels: int = 1
+    depth: int = 4
+    width: int = 32
+    batch_norm: bool = True
+    classifier: str = "resnet18"
+    unet_base: int = 16
+    unet_levels: int = 3
+    steps: int = 200
+    rec_steps: int = 200
+    batch_size: int = 8
+    lam: float = 0.1
+    lr: float = 1e-3
+    lr_rec: float = 1e-3
+    per_layer: bool = False
+    seed: int = 0
+    device: str = "auto"
+    eval_batch: int = 32
+
+    def __post_init__(self) -> None:
+        self.tasks = tuple(self.tasks)
+        bad = [t for t in self.tasks if t not in ("classification", "segmentation")]
+        if bad or not self.tasks:
+            raise InvalidParameterError(f"tasks must be a non-empty subset of (classification, segmentation), got {self.tasks}")
+
+    @property
+    def torch_device(self) -> torch.device:
+        return get_device(self.device)
+
+
+# -- data ---------------------------------------------------------------------------------------
+def check_classes(cfg: StudyConfig, dataset: Any) -> None:
+    """Raise if the recogniser's class count does not match ``dataset.classes``."""
+    classes = getattr(dataset, "classes", None)
+    if classes is None:
+        return
+    for task in cfg.tasks:
+        n = len(classes[task]) if isinstance(classes, dict) else len(classes)
+        if n != cfg.num_classes[task]:
+            raise InvalidParameterError(
+                f"the {task} recogniser is built for {cfg.num_classes[task]} classes but {getattr(dataset, 'name', 'the dataset')} "
+                f"has {n} ({classes}); set num_classes[{task!r}] = {n}")
+
+
+def to_grey(sample: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``sample`` with its RGB image turned into one luminance channel (ITU-R 601)."""
+    img = sample["image"]
+    return {**sample, "image": rgb_to_grayscale(img) if img.shape[0] == 3 else img}
+
+
+class PolypCrops(list):
+    """Square crops of CVC-ColonDB frames labelled *polyp present* (1) / *absent* (0), with their masks.
+
+    A real dataset with both labels, for the two-auxiliary experiment: every frame gives one crop
+    centred on its polyp (label 1; mask cropped alike) and, where one exists, one crop of the same
+    size that contains no polyp pixel (label 0; an all-background mask). Negative windows are
+    chosen by a seeded random order over a stride-8 grid, so the derivation is reproducible.
+    """
+
+    task = "classification+segmentation"
+
+    def __init__(self, source: Sequence[dict[str, Any]], crop: int = 64, seed: int = 0, min_polyp: float = 0.02) -> None:
+        super().__init__()
+        self.classes = {"classification": ["no-polyp", "polyp"], "segmentation": ["background", "polyp"]}
+        self.name = f"CVC-ColonDB polyp crops ({crop} px)"
+        g = np.random.default_rng(seed)
+        skipped_pos, missing_neg = 0, 0
+        for s in source:
+            img, mask = s["image"], s["mask"]
+            h, w = mask.shape
+            if h < crop or w < crop:
+                raise InvalidParameterError(f"crop {crop} px is larger than the {h}×{w} frames; load a larger size")
+            fg = mask.nonzero()
+            if len(fg) and float((mask > 0).float().mean()) * (h * w) / crop**2 >= min_polyp:
+                cy, cx = fg.float().mean(0).round().long().tolist()
+                y0 = int(np.clip(cy - crop // 2, 0, h - crop))
+                x0 = int(np.clip(cx - crop // 2, 0, w - crop))
+                m = mask[y0:y0 + crop, x0:x0 + crop]
+                if float((m > 0).float().mean()) >= min_polyp:
+                    self.append({"image": img[:, y0:y0 + crop, x0:x0 + crop].clone(), "mask": m.clone(), "label": 1,
+                                 "id": f"{s['id']}+"})
+                else:
+                    skipped_pos += 1
+            else:
+                skipped_pos += 1
+            cands = [(y, x) for y in range(0, h - crop + 1, 8) for x in range(0, w - crop + 1, 8)
+                     if not bool(mask[y:y + crop, x:x + crop].any())]
+            if cands:
+                y0, x0 = cands[int(g.integers(len(cands)))]
+                self.append({"image": img[:, y0:y0 + crop, x0:x0 + crop].clone(),
+                             "mask": torch.zeros(crop, crop, dtype=torch.int64), "label": 0, "id": f"{s['id']}-"})
+            else:
+                missing_neg += 1
+        self.info = {"frames": len(source), "crops": len(self), "positives": sum(s["label"] for s in self),
+                     "frames_without_positive": skipped_pos, "frames_without_negative": missing_neg, "crop": crop}
+
+    def describe(self) -> str:
+        """One sentence for the chapter text."""
+        i = self.info
+        return (f"{i['crops']} crops of {i['crop']}×{i['crop']} px from {i['frames']} frames: {i['positives']} with a polyp "
+                f"(≥2% polyp pixels, centred on it) and {i['crops'] - i['positives']} without any polyp pixel; "
+                f"{i['frames_without_positive']} frames gave no positive, {i['frames_without_negative']} no negative.")
+
+
+@dataclass
+class DegradedTestSet:
+    """A fixed, seeded degraded copy of a test split: X (degraded), Y (clean) and the labels."""
+
+    degraded: torch.Tensor
+    clean: torch.Tensor
+    labels: torch.Tensor | None
+    masks: torch.Tensor | None
+    ids: list[str]
+    degradation: Degradation
+
+    @classmethod
+    def build(cls, dataset: Sequence[dict[str, Any]], degradation: Degradation | str | dict, seed: int = 12345) -> "DegradedTestSet":
+        """Degrade every test image with a generator seeded once (same X on every run)."""
+        degradation = make_degradation(degradation)
+        samples = [dataset[i] for i in range(len(dataset))]
+        clean = torch.stack([s["image"] for s in samples])
+        labels = torch.tensor([int(s["label"]) for s in samples]) if "label" in samples[0] else None
+        masks = torch.stack([s["mask"] for s in samples]) if "mask" in samples[0] else None
+        return cls(degradation(clean, seed), clean, labels, masks, [str(s["id"]) for s in samples], degradation)
+
+    def bicubic(self) -> torch.Tensor:
+        """The degraded images at the clean size (bicubic up-sampling for SR; unchanged otherwise)."""
+        if self.degraded.shape == self.clean.shape:
+            return self.degraded
+        return F.interpolate(self.degraded, size=self.clean.shape[-2:], mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+# -- models -------------------------------------------------------------------------------------
+def build_recogniser(cfg: StudyConfig, task: str) -> nn.Module:
+    """The auxiliary network for ``task``: a ResNet classifier or a U-Net."""
+    if task == "classification":
+        net = build_classifier(cfg.classifier, cfg.num_classes[task], cfg.channels)
+    else:
+        net = build_unet(cfg.channels, cfg.num_classes[task], base=cfg.unet_base, levels=cfg.unet_levels)
+    return net.to(cfg.torch_device)
+
+
+def _enhancer(cfg: StudyConfig, scale: int) -> nn.Module:
+    return build_enhancer(cfg.channels, scale=scale, depth=cfg.depth, width=cfg.width,
+                          batch_norm=cfg.batch_norm).to(cfg.torch_device)
+
+
+@torch.inference_mode()
+def enhance(enhancer: nn.Module, images: torch.Tensor, batch_size: int = 32, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Run ``enhancer`` in evaluation mode over ``images`` in batches; output clamped to [0, 1], on the CPU."""
+    was = enhancer.training
+    enhancer.eval()
+    out = [enhancer(images[i:i + batch_size].to(device)).clamp(0, 1).cpu() for i in range(0, len(images), batch_size)]
+    enhancer.train(was)
+    return torch.cat(out)
+
+
+@torch.inference_mode()
+def recognise(net: nn.Module, images: torch.Tensor, task: str, test: DegradedTestSet, batch_size: int = 32,
+              device: torch.device | str = "cpu") -> dict[str, float]:
+    """Task metrics of ``net`` on ``images``: accuracy / balanced accuracy / AUC, or mIoU / Dice."""
+    was = net.training
+    net.eval()
+    try:
+        if task == "classification":
+            probs = torch.cat([torch.softmax(net(images[i:i + batch_size].to(device)), 1).cpu()
+                               for i in range(0, len(images), batch_size)])
+            return classification_metrics(probs, test.labels)
+        meter = SegmentationMeter(output_classes_seg(net))
+        for i in range(0, len(images), batch_size):
+            meter.update(net(images[i:i + batch_size].to(device)).argmax(1).cpu(), test.masks[i:i + batch_size])
+        m = meter.compute()
+        return {"miou": m["miou"], "dice": m["dice"]}
+    finally:
+        net.train(was)
+
+
+def output_classes_seg(net: nn.Module) -> int:
+    """Number of classes a segmenter predicts."""
+    return int(getattr(net, "num_classes", 2))
+
+
+def image_quality(enhanced: torch.Tensor, clean: torch.Tensor) -> dict[str, float]:
+    """Mean PSNR (dB) and SSIM over a test set."""
+    return {"psnr": float(psnr(enhanced, clean).mean()), "ssim": float(ssim(enhanced, clean).mean())}
+
+
+# -- one setting ----------------------------------------------------------------------------------
+@dataclass
+class SettingResult:
+    """Everything one setting produced: table rows, training histories, trained networks, test set."""
+
+    rows: list[dict[str, Any]]
+    histories: dict[str, TrainResult]
+    enhancers: dict[str, nn.Module]
+    recognisers: dict[str, dict[str, nn.Module]]
+    test: DegradedTestSet
+    enhanced: dict[str, torch.Tensor]
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows)
+
+
+def _fit(strategy, batches, steps: int, chapter: Any, key: str) -> TrainResult:
+    ckpt = chapter.checkpoint(key) if chapter is not None else None
+    return fit(strategy, batches, steps, checkpoint=ckpt, desc=key)
+
+
+def train_recognisers(cfg: StudyConfig, train: Sequence[dict[str, Any]], degradation: Degradation | None,
+                      chapter: Any = None, key: str = "rec") -> tuple[dict[str, nn.Module], dict[str, TrainResult]]:
+    """Benchmark-ii (``degradation=None``: clean images) or Benchmark-iii (degraded), one network per task."""
+    nets, hist = {}, {}
+    for task in cfg.tasks:
+        torch.manual_seed(cfg.seed)
+        net = build_recogniser(cfg, task)
+        on = "clean" if degradation is None else "degraded"
+        strat = RecogniserOnly(net, task, on=on, lr=cfg.lr_rec)
+        aug = DegradeBatch(degradation if degradation is not None else {"name": "gaussian", "sigma": 0.0})
+        batches = RandomBatches(train, cfg.batch_size, seed=cfg.seed, augment=aug, device=cfg.torch_device)
+        hist[task] = _fit(strat, batches, cfg.rec_steps, chapter, f"{key}_{task}_{on}")
+        nets[task] = net
+    return nets, hist
+
+
+def degradation_tag(degradation: Degradation) -> str:
+    """A degradation as a checkpoint-name fragment, e.g. ``gaussian_0.2``."""
+    return "_".join([degradation.name] + [f"{v}" for k, v in degradation.describe().items() if k not in ("name", "clip")])
+
+
+def run_setting(cfg: StudyConfig, train: Sequence[dict[str, Any]], test: Sequence[dict[str, Any]] | DegradedTestSet,
+                degradation: Degradation | str | dict, *, supervised: bool = True,
+                strategies: Sequence[str] = ("benchmark-i", "joint", "frozen", "gradprom"),
+                clean_recognisers: dict[str, nn.Module] | None = None, degraded_recognisers: dict[str, nn.Module] | None = None,
+                chapter: Any = None, tag: str = "") -> SettingResult:
+    """Train ``strategies`` for one degradation/supervision setting and evaluate them on ``test``.
+
+    ``clean_recognisers`` (Benchmark-ii, trained on clean images) judge Benchmark-i's output and
+    initialise Frozen's φ; they are trained here if not given. ``degraded_recognisers``
+    (Benchmark-iii) add a reference row when given. Rows: one per strategy plus references
+    (``degraded input`` and, for SR, ``bicubic``), with PSNR, SSIM and the task metrics.
+    """
+    degradation = make_degradation(degradation)
+    unknown = [s for s in strategies if s not in STRATEGIES]
+    if unknown:
+        raise InvalidParameterError(f"unknown strategies {unknown}; choose from {STRATEGIES}")
+    check_classes(cfg, train)
+    dev = cfg.torch_device
+    tag = tag or degradation_tag(degradation)
+    tag += "_sup" if supervised else "_unsup"
+    testset = test if isinstance(test, DegradedTestSet) else DegradedTestSet.build(test, degradation, seed=cfg.seed + 12345)
+    aug = DegradeBatch(degradation, supervised=supervised)  # fails fast on an impossible setting
+    if clean_recognisers is None:
+        clean_recognisers, _ = train_recognisers(cfg, train, None, chapter)
+    batches = RandomBatches(train, cfg.batch_size, seed=cfg.seed, augment=aug, device=dev)
+    setting = {"degradation": degradation.name, "setting": "supervised" if supervised else "unsupervised",
+               **{k: v for k, v in degradation.describe().items() if k not in ("name", "clip")}}
+    rows, histories, enhancers, recs, enhanced = [], {}, {}, {}, {}
+
+    def evaluate(name: str, images: torch.Tensor, judges: dict[str, nn.Module], judged_by: str) -> None:
+        row = {**setting, "strategy": name, **image_quality(images, testset.clean), "task_model": judged_by}
+        for task, net in judges.items():
+            row.update(recognise(net, images, task, testset, cfg.eval_batch, dev))
+        rows.append(row)
+
+    base = testset.bicubic()
+    evaluate("degraded input" if degradation.scale == 1 else "bicubic", base, clean_recognisers, "benchmark-ii")
+    if degraded_recognisers is not None:
+        evaluate("benchmark-iii", base, degraded_recognisers, "benchmark-iii")
+    for name in strategies:
+        if name in ("benchmark-ii", "benchmark-iii"):
+            continue  # recognisers alone: trained by train_recognisers, reported as references
+        torch.manual_seed(cfg.seed)
+        enh = _enhancer(cfg, degradation.scale)
+        if name == "benchmark-i":
+            strat = EnhancerOnly(enh, lr=cfg.lr)
+            judges, judged_by = clean_recognisers, "benchmark-ii"
+        else:
+            if name == "frozen":
+                nets = {t: copy.deepcopy(n) for t, n in clean_recognisers.items()}
+            else:
+                nets = {t: build_recogniser(cfg, t) for t in cfg.tasks}
+            auxes = [Auxiliary(n, t, name=t) for t, n in nets.items()]
+            combiner = {"joint": "sum", "frozen": "sum", "gradprom": "gate", "gradprom-lemma": "lemma"}[name]
+            strat = TaskDrivenEnhancement(enh, auxes, lam=cfg.lam, combiner=combiner, freeze_recogniser=name == "frozen",
+                                          per_layer=cfg.per_layer, lr=cfg.lr, lr_recogniser=cfg.lr_rec, name=name)
+            judges, judged_by = nets, "own"
+            recs[name] = nets
+        histories[name] = _fit(strat, batches, cfg.steps, chapter, f"{tag}_{name}")
+        enhancers[name] = enh
+        enhanced[name] = enhance(enh, testset.degraded, cfg.eval_batch, dev)
+        evaluate(name, enhanced[name], judges, judged_by)
+    clean_row = {**setting, "strategy": "clean (upper bound)", "psnr": float("inf"), "ssim": 1.0, "task_model": "benchmark-ii"}
+    for task, net in clean_recognisers.items():
+        clean_row.update(recognise(net, testset.clean, task, testset, cfg.eval_batch, dev))
+    rows.append(clean_row)
+    return SettingResult(rows, histories, enhancers, recs, testset, enhanced)
+
+
+def seed_spread(cfg: StudyConfig, train: Sequence[dict[str, Any]], test: DegradedTestSet,
+                degradation: Degradation | str | dict, seeds: Sequence[int], *,
+                strategies: Sequence[str] = ("benchmark-i", "joint", "frozen", "gradprom"),
+                chapter: Any = None, base: SettingResult | None = None) -> pd.DataFrame:
+    """One supervised setting trained again under every seed in ``seeds``: the rows of each, with ``seed``.
+
+    Every seed gets its own clean-trained recogniser (Benchmark-ii, which judges Benchmark-i and
+    initialises Frozen), initialisations and batch order; the degraded test set stays the same, so
+    only training noise varies. ``base``, a result already trained at ``cfg.seed``, is reused.
+    """
+    frames = [base.frame().assign(seed=cfg.seed)] if base is not None else []
+    degradation = make_degradation(degradation)
+    for s in seeds:
+        if base is not None and s == cfg.seed:
+            continue
+        scfg = StudyConfig(**{**config_dict(cfg), "seed": int(s)})
+        clean, _ = train_recognisers(scfg, train, None, chapter, key=f"seed{s}_rec")
+        r = run_setting(scfg, train, test, degradation, strategies=strategies, clean_recognisers=clean,
+                        chapter=chapter, tag=f"seed{s}_{degradation_tag(degradation)}")
+        frames.append(r.frame().assign(seed=int(s)))
+    return pd.concat(frames, ignore_index=True)
+
+
+#: the step variants timed by :func:`step_cost`: label -> make_strategy arguments
+STEP_VARIANTS: dict[str, dict[str, Any]] = {
+    "joint": {"name": "joint", "diagnostics": False},          # one backward pass of L_IP + λ·L_VR
+    "joint + cosine": {"name": "joint", "diagnostics": True},  # what the chapters run, to log Joint's cosine
+    "gradprom": {"name": "gradprom"},
+    "gradprom (per-layer cos)": {"name": "gradprom", "per_layer": True},
+}
+
+
+def step_cost_of(make_enhancer: Any, make_recogniser: Any, task: str, batch: dict[str, Any], *, lam: float = 0.1,
+                 steps: int = 3, rounds: int = 9, variants: dict[str, dict[str, Any]] | None = None) -> pd.DataFrame:
+    """Milliseconds per training step of each variant in :data:`STEP_VARIANTS` on one fixed batch.
+
+    A step is one iteration of :func:`medtask.engine.fit` (zero the gradients, the strategy's
+    ``compute_gradients``, the optimiser steps). Every variant gets fresh networks from
+    ``make_enhancer()``/``make_recogniser()`` and two warm-up steps; then, ``rounds`` times, each
+    variant runs ``steps`` steps in turn. Step times on a shared CPU drift by tens of percent within a
+    minute, so each round's times are divided by plain Joint's time *of the same round*:
+    ``ratio_to_joint`` is the median of those paired ratios, ``ratio_q1``/``ratio_q3`` their quartiles,
+    and ``ms_per_step`` the median over rounds.
+    """
+    variants = variants or STEP_VARIANTS
+    strategies = {}
+    for label, kw in variants.items():
+        kw = dict(kw)
+        strategies[label] = make_strategy(kw.pop("name"), enhancer=make_enhancer(), recogniser=make_recogniser(),
+                                          task=task, lam=lam, **kw)
+        fit(strategies[label], lambda step: batch, 2, progress=False)  # warm-up
+    times: dict[str, list[float]] = {label: [] for label in variants}
+    for _ in range(rounds):
+        for label, strat in strategies.items():
+            times[label].append(fit(strat, lambda step: batch, steps, progress=False).seconds / steps)
+    df = pd.DataFrame({"variant": list(times), "ms_per_step": [1000 * float(np.median(t)) for t in times.values()]})
+    if "joint" in times:
+        ratios = {k: np.asarray(v) / np.asarray(times["joint"]) for k, v in times.items()}
+        df["ratio_to_joint"] = [float(np.median(ratios[k])) for k in times]
+        df["ratio_q1"] = [float(np.quantile(ratios[k], 0.25)) for k in times]
+        df["ratio_q3"] = [float(np.quantile(ratios[k], 0.75)) for k in times]
+    return df
+
+
+def step_cost(cfg: StudyConfig, train: Sequence[dict[str, Any]], degradation: Degradation | str | dict,
+              task: str = "classification", **kw: Any) -> pd.DataFrame:
+    """:func:`step_cost_of` with a chapter's own networks (``cfg``) on one real training batch."""
+    degradation = make_degradation(degradation)
+    batch = RandomBatches(train, cfg.batch_size, seed=cfg.seed, augment=DegradeBatch(degradation),
+                          device=cfg.torch_device)(0)
+
+    def enhancer() -> nn.Module:
+        torch.manual_seed(cfg.seed)
+        return _enhancer(cfg, degradation.scale)
+
+    def recogniser() -> nn.Module:
+        torch.manual_seed(cfg.seed)
+        return build_recogniser(cfg, task)
+
+    return step_cost_of(enhancer, recogniser, task, batch, lam=cfg.lam, **kw)
+
+
+# -- class-activation maps ----------------------------------------------------------------------
+def cam_mass_inside(maps: np.ndarray, masks: torch.Tensor) -> np.ndarray:
+    """Fraction of each CAM's total activation that falls inside the object mask (foreground focus)."""
+    m = masks.cpu().numpy() > 0
+    tot = maps.reshape(len(maps), -1).sum(1)
+    inside = (maps * m).reshape(len(maps), -1).sum(1)
+    return np.where(tot > 0, inside / np.maximum(tot, 1e-12), np.nan)
+
+
+def config_dict(cfg: StudyConfig) -> dict[str, Any]:
+    """The config as a plain dict (for ``chapter.save_json``)."""
+    return asdict(cfg)

@@ -1,0 +1,67 @@
+"""Figures of Study A (MVMICNet): rate–quality curves and the qualitative comparison of Fig. 4."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+
+from medtask.reporting.plots import overlay_mask, show_image
+
+
+def rate_curves(df, metrics, *, x: str = "bpp", published=None, labels=None, titles=None):
+    """Rate–quality curves (one panel per metric in ``metrics``), one line per ``method``.
+
+    ``df``: our results (columns ``method``, ``x`` and each metric); ``published``: optional table
+    with the same columns, drawn dashed with open markers for comparison (values in the paper's units).
+    """
+    metrics = list(metrics)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
+    methods = list(dict.fromkeys(df["method"]))
+    colours = {m: plt.cm.tab10(i % 10) for i, m in enumerate(methods)}
+    for ax, metric in zip(axes[0], metrics):
+        for m in methods:
+            g = df[df["method"] == m].dropna(subset=[x, metric]).sort_values(x)
+            if len(g):
+                ax.plot(g[x], g[metric], "o-", color=colours[m], label=m, ms=4)
+        if published is not None and metric in published.columns:
+            for m, g in published.groupby("method", sort=False):
+                g = g.dropna(subset=[x, metric]).sort_values(x)
+                if len(g):
+                    ax.plot(g[x], g[metric], "s--", mfc="none", ms=4, lw=0.8,
+                            color=colours.get(m, "0.5"), label=f"{m} (published)")
+        ax.set_xlabel("bits per pixel")
+        ax.set_ylabel((labels or {}).get(metric, metric))
+        if titles:
+            ax.set_title(titles.get(metric, ""), fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=6, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def compression_comparison(originals, columns, masks_true=None):
+    """Qualitative comparison (MVMICNet Fig. 4): rows = frames; columns = (title, images, masks) panels.
+
+    ``columns``: list of ``(title, images [N,C,H,W], predicted masks [N,H,W] or None)``; the first
+    panel of each row is the original with its ground truth (``masks_true``) when given.
+    """
+    n = len(originals)
+    ncol = len(columns) + 1
+    fig, axes = plt.subplots(n, ncol, figsize=(2.1 * ncol, 2.1 * n), squeeze=False)
+    for r in range(n):
+        if masks_true is not None:
+            overlay_mask(axes[r][0], originals[r], masks_true[r])
+        else:
+            show_image(axes[r][0], originals[r])
+        if r == 0:
+            axes[r][0].set_title("original + ground truth", fontsize=7)
+        for c, (title, images, masks) in enumerate(columns, start=1):
+            if masks is not None:
+                overlay_mask(axes[r][c], images[r], masks[r])
+            else:
+                show_image(axes[r][c], images[r])
+            if r == 0:
+                axes[r][c].set_title(title, fontsize=7)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,149 @@
+"""Study A (MVMICNet) report: published tables, BD tables, the paper's claims checked, speed.
+
+These turn the results table of :func:`medtask.methods.mvmicnet.study.run_sweep` into what the
+chapters show; none of them trains or evaluates a network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from medtask.errors import InvalidParameterError
+from medtask.methods.mvmicnet.codecs import classic
+from medtask.methods.mvmicnet.study import Decoded
+from medtask.metrics.bdrate import bd_table
+from medtask.metrics.image import msssim_settings
+from medtask.reporting.published import published_table
+
+PUBLISHED_FILES = {"table1": "mvmicnet_table1_cvc_colondb.csv", "tables2_3": "mvmicnet_tables2_3_chestx_det.csv",
+                   "table4": "mvmicnet_table4_lambda2.csv"}
+
+
+def published(name: str) -> pd.DataFrame:
+    """A published MVMICNet table (``table1``, ``tables2_3``, ``table4``), with its ``source``."""
+    if name not in PUBLISHED_FILES:
+        raise InvalidParameterError(f"unknown published table {name!r}; choose from {list(PUBLISHED_FILES)}")
+    return published_table(PUBLISHED_FILES[name], _EMBEDDED[name])
+
+
+def curves(df: pd.DataFrame, y: str, x: str = "bpp") -> dict[str, tuple[list[float], list[float]]]:
+    """``{method: (rates, values)}`` from a results table, for :func:`medtask.metrics.bdrate.bd_table`."""
+    out = {}
+    for m, g in df.groupby("method", sort=False):
+        g = g.dropna(subset=[x, y]).drop_duplicates(subset=[x]).sort_values(x)  # a classic codec stuck at its
+        if len(g) >= 2:                                                          # knob limit repeats a point
+            out[m] = (g[x].tolist(), g[y].tolist())
+    return out
+
+
+def bd_tables(df: pd.DataFrame, metrics: Sequence[str], method: str = "pchip") -> pd.DataFrame:
+    """Every method (column) against every anchor (row), per quality metric: BD-rate in % (needs quality
+    rising with rate) and BD-quality in the metric's units (needs only distinct rates)."""
+    blocks = []
+    for m in metrics:
+        for kind, label in (("rate", "BD-rate %"), ("quality", f"BD-{m}")):
+            t = bd_table(curves(df, m), method=method, kind=kind)
+            t.insert(0, "measure", label)
+            t.insert(0, "metric", m)
+            blocks.append(t.reset_index())
+    return pd.concat(blocks, ignore_index=True)
+
+
+def msssim_note(size: int) -> str:
+    """How MS-SSIM was computed at this image size (for the chapter prose)."""
+    s = msssim_settings(size, size)
+    return (f"MS-SSIM: pytorch-msssim with {s['scales']} scales, {s['win_size']}-px Gaussian window, weights "
+            f"{[round(w, 4) for w in s['weights']]} (the standard 5-scale/11-px setting needs > 160 px)")
+
+
+_EMBEDDED = {
+    "table1": """method,point,bpp,psnr_db,ms_ssim,miou_stage1,miou_stage2
+BPG,1,0.090,30.02,0.908,0.4987,
+BPG,2,0.100,31.40,0.929,0.5591,
+BPG,3,0.114,33.01,0.944,0.6183,
+BPG,4,0.132,34.53,0.956,0.6683,
+MBT2018-Mean,1,0.080,32.55,0.907,0.6135,
+MBT2018-Mean,2,0.094,33.84,0.938,0.6745,
+MBT2018-Mean,3,0.111,35.15,0.952,0.7220,
+MBT2018-Mean,4,0.130,35.98,0.969,0.7548,
+Cheng2020-Anchor,1,0.068,36.45,0.934,0.6971,
+Cheng2020-Anchor,2,0.089,37.98,0.952,0.7435,
+Cheng2020-Anchor,3,0.112,39.04,0.972,0.7898,
+Cheng2020-Anchor,4,0.137,39.82,0.978,0.8192,
+MVMICNet,1,0.065,40.38,0.982,0.7804,0.8226
+MVMICNet,2,0.083,41.25,0.984,0.8252,0.8317
+MVMICNet,3,0.105,42.08,0.987,0.8326,0.8490
+MVMICNet,4,0.131,42.83,0.989,0.8337,0.8645
+""",
+    "tables2_3": """method,quality,bpp,psnr_db,ms_ssim,map_50_95_stage1,map_50_95_stage2,ap50_stage1,ap50_stage2,ap75_stage1,ap75_stage2
+MVMICNet,1,0.047,41.14,0.9847,0.0797,0.0838,0.1649,0.1759,0.0693,0.0719
+MVMICNet,2,0.060,41.93,0.9877,0.0899,0.0949,0.1901,0.2036,0.0820,0.0847
+MVMICNet,3,0.074,42.57,0.9898,0.1010,0.1056,0.2184,0.2304,0.0920,0.0936
+MVMICNet,4,0.089,43.10,0.9913,0.1154,0.1201,0.2410,0.2536,0.1006,0.1031
+BPG,q34,0.046,35.98,0.9594,0.0300,,0.0640,,0.0235,
+BPG,q31,0.060,37.50,0.9695,0.0491,,0.1069,,0.0363,
+BPG,q28,0.079,38.76,0.9767,0.0300,,0.0640,,0.0235,
+BPG,q25,0.091,39.52,0.9834,0.0934,,0.2033,,0.0847,
+MBT2018-Mean,q5,0.041,37.36,0.9691,0.0484,,0.1024,,0.0361,
+MBT2018-Mean,q4,0.054,38.60,0.9740,0.0699,,0.1427,,0.0542,
+MBT2018-Mean,q3,0.072,39.98,0.9788,0.0864,,0.1831,,0.0723,
+MBT2018-Mean,q2,0.097,40.81,0.9845,0.0967,,0.2141,,0.0871,
+Cheng2020-Anchor,q5,0.043,39.41,0.9796,0.0649,,0.1282,,0.0554,
+Cheng2020-Anchor,q4,0.061,40.63,0.9832,0.0840,,0.1734,,0.0747,
+Cheng2020-Anchor,q3,0.079,41.63,0.9854,0.0967,,0.2082,,0.0876,
+Cheng2020-Anchor,q2,0.093,42.36,0.9866,0.1062,,0.2237,,0.0924,
+""",
+    "table4": """lambda2,bpp,psnr_db,miou_percent,accuracy_percent
+0.1,0.25230,24.250,33.040,45.5
+0.001,0.24560,31.880,45.780,63.0
+0.0001,0.24320,35.080,58.030,79.9
+0.00001,0.24310,34.570,52.710,72.6
+""",
+}
+
+
+def accuracy_curves_frame(df: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Long table for rate–accuracy plots/BD: MVMICNet's stage 2 becomes its own method ``MVMICNet (stage 2)``."""
+    a = df[["method", "bpp", f"{metric}_stage1"]].rename(columns={f"{metric}_stage1": metric})
+    s2 = df[df["method"] == "MVMICNet"][["bpp", f"{metric}_stage2"]].rename(columns={f"{metric}_stage2": metric})
+    s2.insert(0, "method", "MVMICNet (stage 2)")
+    return pd.concat([a, s2], ignore_index=True)
+
+
+def claims(df: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """The paper's qualitative claims checked against our table (per rate point, then overall)."""
+    piv = df.pivot_table(index="point", columns="method", values=[f"{metric}_stage1", "psnr_db", "bpp"])
+    out = []
+
+    def add(claim, ok_per_point):
+        ok = [bool(v) for v in ok_per_point if v == v]
+        out.append({"claim": claim, "points_holding": f"{sum(ok)}/{len(ok)}",
+                    "verdict": "confirmed" if ok and all(ok) else ("mixed" if any(ok) else "contradicted")})
+
+    m1 = f"{metric}_stage1"
+    if "MVMICNet" in piv[m1]:
+        for base in ("MBT2018-Mean", "Cheng2020-Anchor", classic.HEVC_NAME):
+            if base in piv[m1]:
+                add(f"MVMICNet stage 1 {metric} > {base} at the same rate point",
+                    (piv[m1]["MVMICNet"] > piv[m1][base]).tolist())
+        s2 = df[df["method"] == "MVMICNet"].set_index("point")
+        add(f"stage 2 improves {metric} over stage 1", (s2[f"{metric}_stage2"] > s2[m1]).tolist())
+        for base in ("MBT2018-Mean", "Cheng2020-Anchor"):
+            if base in piv["psnr_db"]:
+                add(f"MVMICNet PSNR > {base} (paper: +4-8 dB)", (piv["psnr_db"]["MVMICNet"] > piv["psnr_db"][base]).tolist())
+    return pd.DataFrame(out)
+
+
+def speed_table(decoded: dict[tuple[str, int], Decoded]) -> pd.DataFrame:
+    """Encode/decode ms per image and the bytes-vs-likelihood bpp gap, per codec (mean over rate points)."""
+    rows = []
+    for (key, point), d in decoded.items():
+        gap = (float(d.bpp.mean()) / float(d.bpp_est.mean()) - 1) * 100 if d.bpp_est is not None else np.nan
+        rows.append({"method": d.method, "point": point, "encode_ms": 1000 * d.encode_s, "decode_ms": 1000 * d.decode_s,
+                     "bpp": float(d.bpp.mean()), "bpp_est": float(d.bpp_est.mean()) if d.bpp_est is not None else np.nan,
+                     "bytes_vs_estimate_pct": gap})
+    t = pd.DataFrame(rows)
+    return t.groupby("method", sort=False).mean(numeric_only=True).drop(columns="point").reset_index()

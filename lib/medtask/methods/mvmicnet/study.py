@@ -1,0 +1,364 @@
+"""Study A (MVMICNet, task-driven medical image compression): the run and evaluation helpers the
+chapters ``a1_compression_segmentation``, ``a2_compression_detection`` and ``a3_lambda2_ablation`` share.
+
+One :class:`CompressionStudy` per chapter holds the data, the task, the widths and the step
+budgets; its methods train (through :func:`medtask.engine.fit`, checkpointed, resumable):
+
+- the task network on original images (what every baseline is evaluated with, as in the paper);
+- per rate point ``i`` and learned architecture: an MSE-trained codec (``mse_steps``), shared as the
+  starting point of every learned method at that rate point; the baseline then gets ``extra_steps``
+  more MSE-only steps, MVMICNet gets the same number of joint steps (stage 1) -- equal budgets;
+- MVMICNet stage 2: the task network fine-tuned on stage-1 reconstructions, codec frozen.
+
+Evaluation uses real bitstreams (bpp from bytes, likelihood estimate beside it), PSNR on 8-bit RGB,
+MS-SSIM (pytorch-msssim, small-image settings) and the task metrics, under ``torch.inference_mode``.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from medtask.engine import RandomBatches, fit
+from medtask.errors import InvalidParameterError
+from medtask.methods.mvmicnet.codecs import classic
+from medtask.methods.mvmicnet.codecs.bitstream import LearnedCodec
+from medtask.methods.mvmicnet.codecs.learned import CodecSpec, check_lambda, codec_spec
+from medtask.methods.mvmicnet.strategies import (
+    CodecMSEStrategy,
+    FrozenCodecTaskStrategy,
+    JointStrategy,
+    TaskStrategy,
+    check_lambda2,
+    load_modules,
+)
+from medtask.metrics.detection import DetectionMeter
+from medtask.metrics.image import ms_ssim_any, psnr_rgb8
+from medtask.metrics.segmentation import SegmentationMeter
+
+ARCH_LABEL = {"mbt2018-mean": "MBT2018-Mean", "cheng2020-anchor": "Cheng2020-Anchor"}
+DATASETS = {"segmentation": ("cvc-colondb",), "detection": ("bccd", "chestx-det")}
+
+
+def set_threads(threads: int) -> None:
+    """``threads > 0`` fixes torch's intra-op threads (1 is fastest on a busy 2-core machine)."""
+    if threads and threads > 0:
+        torch.set_num_threads(int(threads))
+
+
+def check_dataset(task: str, dataset: str) -> str:
+    """The chapter's dataset parameter, validated for ``task`` (phantoms allowed for smoke runs)."""
+    key = dataset.lower()
+    if key.startswith("phantom-") or key in DATASETS[task]:
+        return key
+    raise InvalidParameterError(f"dataset={dataset!r} is not a {task} dataset of Study A; use one of "
+                                f"{', '.join(DATASETS[task])} (or a phantom for smoke runs)")
+
+
+# -- per-image evaluation records ---------------------------------------------------------------
+@dataclass
+class Decoded:
+    """Decoded test images of one codec at one rate point, with their rate and timing."""
+
+    method: str
+    point: int
+    images: torch.Tensor            # [N, C, H, W]
+    bpp: np.ndarray                 # from bytes, per image
+    bpp_est: np.ndarray | None = None   # likelihood estimate (learned codecs)
+    knob: float | None = None       # classic codecs' quality setting
+    encode_s: float = 0.0           # seconds per image
+    decode_s: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def stack_images(ds: Sequence[dict[str, Any]]) -> torch.Tensor:
+    """All images of a (same-size) dataset as one ``[N, C, H, W]`` tensor."""
+    imgs = [s["image"] for s in ds]
+    if len({tuple(i.shape) for i in imgs}) != 1:
+        raise InvalidParameterError("test images differ in size; load the dataset with size=...")
+    return torch.stack(imgs)
+
+
+@torch.inference_mode()
+def run_learned(codec: nn.Module, spec: CodecSpec, tag: str, images: torch.Tensor, method: str, point: int,
+                batch_size: int = 8) -> Decoded:
+    """Encode every image to a real bitstream and decode it; bpp from bytes and from likelihoods."""
+    lc = LearnedCodec(codec, spec, tag=tag)
+    dec, bpp, est = [], [], []
+    t_enc = t_dec = 0.0
+    for i in range(0, len(images), batch_size):
+        x = images[i:i + batch_size]
+        t0 = time.perf_counter()
+        enc = lc.encode(x)
+        t1 = time.perf_counter()
+        dec.extend(lc.decode_many(enc))
+        t_dec += time.perf_counter() - t1
+        t_enc += t1 - t0
+        bpp.extend(e.bpp for e in enc)
+        est.extend(lc.reconstruct(x)[1].cpu().tolist())
+    n = len(images)
+    return Decoded(method, point, torch.stack(dec), np.array(bpp), np.array(est), None, t_enc / n, t_dec / n)
+
+
+def run_classic(name: str, images: torch.Tensor, knob: float, point: int) -> Decoded:
+    """Encode/decode every image with classic codec ``name`` at ``knob``; bpp from the counted bytes."""
+    dec, bpp, file_bpp = [], [], []
+    t_enc = t_dec = 0.0
+    for x in images:
+        t0 = time.perf_counter()
+        enc = classic.encode(name, x, knob)
+        t1 = time.perf_counter()
+        dec.append(classic.decode(enc))
+        t_dec += time.perf_counter() - t1
+        t_enc += t1 - t0
+        bpp.append(enc.bpp)
+        file_bpp.append(enc.file_bpp)
+    n = len(images)
+    label = classic.get_codec(name).label
+    return Decoded(label, point, torch.stack(dec), np.array(bpp), None, knob, t_enc / n, t_dec / n,
+                   {"file_bpp": float(np.mean(file_bpp))})
+
+
+def image_quality(decoded: torch.Tensor, originals: torch.Tensor, batch_size: int = 32) -> dict[str, float]:
+    """Mean PSNR (8-bit RGB, dB) and mean MS-SSIM over the images."""
+    ps, ms = [], []
+    for i in range(0, len(originals), batch_size):
+        a, b = decoded[i:i + batch_size], originals[i:i + batch_size]
+        ps.append(psnr_rgb8(a, b))
+        ms.append(ms_ssim_any(a, b))
+    p = torch.cat(ps)
+    return {"psnr_db": float(p[torch.isfinite(p)].mean()) if torch.isfinite(p).any() else float("inf"),
+            "ms_ssim": float(torch.cat(ms).mean())}
+
+
+@torch.inference_mode()
+def task_scores(net: nn.Module, task: str, images: torch.Tensor, dataset: Sequence[dict[str, Any]],
+                num_classes: int, device: torch.device, batch_size: int = 8) -> dict[str, float]:
+    """Task metrics of ``net`` on ``images`` (decoded or original) against ``dataset``'s labels."""
+    net.eval()
+    if task == "segmentation":
+        meter = SegmentationMeter(num_classes)
+        for i in range(0, len(images), batch_size):
+            logits = net(images[i:i + batch_size].to(device))
+            masks = torch.stack([dataset[j]["mask"] for j in range(i, min(i + batch_size, len(images)))])
+            meter.update(logits.argmax(1).cpu(), masks)
+        s = meter.compute()
+        return {"miou": s["miou"], "dice": s["dice"], "macc": s["macc"]}
+    meter = DetectionMeter()
+    for i in range(0, len(images), batch_size):
+        preds = net(list(images[i:i + batch_size].to(device).unbind(0)))
+        targets = [{"boxes": dataset[j]["boxes"], "labels": dataset[j]["labels"]}
+                   for j in range(i, min(i + batch_size, len(images)))]
+        meter.update(preds, targets)
+    s = meter.compute()
+    return {"map": s["map"], "ap50": s["map_50"], "ap75": s["map_75"]}
+
+
+@torch.inference_mode()
+def predict_masks(net: nn.Module, images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Class maps ``[N, H, W]`` of a segmentation network."""
+    net.eval()
+    return net(images.to(device)).argmax(1).cpu()
+
+
+# -- the study --------------------------------------------------------------------------------
+class CompressionStudy:
+    """Shared state and steps of one Study A chapter (see the module docstring)."""
+
+    def __init__(self, chapter, task: str, train: Sequence[dict], test: Sequence[dict], *,
+                 build_task: Any, num_classes: int, device: torch.device, seed: int = 0,
+                 widths: dict[str, dict[str, int]] | None = None, mvmicnet_arch: str = "mbt2018-mean",
+                 batch_size: int = 8, task_batch_size: int | None = None, task_steps: int = 300,
+                 mse_steps: int = 200, extra_steps: int = 100, stage2_steps: int = 50, lr: float = 1e-4,
+                 task_lr: float = 1e-3, finetune_lr: float = 1e-4, task_scale: float = 255.0 ** 2,
+                 calib: Sequence[dict] | None = None, progress: bool = True) -> None:
+        if task not in ("segmentation", "detection"):
+            raise InvalidParameterError(f"task must be 'segmentation' or 'detection', got {task!r}")
+        self.chapter, self.task, self.train, self.test = chapter, task, train, test
+        self.calib = calib if calib is not None else test
+        self.build_task, self.num_classes, self.device, self.seed = build_task, num_classes, device, seed
+        widths = widths or {"mbt2018-mean": {"N": 128, "M": 192}, "cheng2020-anchor": {"N": 128}}
+        self.specs = {arch: codec_spec(arch, w["N"], w.get("M")) for arch, w in widths.items()}
+        if mvmicnet_arch not in self.specs:
+            raise InvalidParameterError(f"mvmicnet_arch={mvmicnet_arch!r} needs widths in `widths` "
+                                        f"(have {list(self.specs)})")
+        self.mvmicnet_arch = mvmicnet_arch
+        self.batch_size, self.task_batch_size = batch_size, task_batch_size or batch_size
+        self.task_steps, self.mse_steps, self.extra_steps, self.stage2_steps = (task_steps, mse_steps, extra_steps,
+                                                                                stage2_steps)
+        self.lr, self.task_lr, self.finetune_lr, self.task_scale = lr, task_lr, finetune_lr, task_scale
+        self.progress = progress
+        self.test_images = stack_images(test)
+        self.timings: dict[str, float] = {}
+
+    # -- training ----------------------------------------------------------------------------
+    def checkpoint(self, name: str) -> Path:
+        """This study's checkpoint ``name``: seed 0 at the chapter's top level, seed k under ``seed<k>/``."""
+        return self.chapter.checkpoint(name if self.seed == 0 else f"seed{self.seed}/{name}")
+
+    def _batches(self, bs: int) -> RandomBatches:
+        return RandomBatches(self.train, bs, seed=self.seed)
+
+    def _fit(self, strategy, steps: int, name: str, bs: int):
+        torch.manual_seed(self.seed)
+        res = fit(strategy, self._batches(bs), steps, checkpoint=self.checkpoint(name), grad_clip=1.0,
+                  progress=self.progress, desc=name)
+        self.timings[name] = res.seconds_per_step
+        return res
+
+    def task_network(self) -> nn.Module:
+        """The task network trained on original images (checkpoint ``task_original``)."""
+        torch.manual_seed(self.seed)
+        net = self.build_task()
+        self._fit(TaskStrategy(net, self.task, lr=self.task_lr, device=self.device), self.task_steps,
+                  "task_original", self.task_batch_size)
+        return net.eval()
+
+    def _codec(self, arch: str) -> nn.Module:
+        torch.manual_seed(self.seed)
+        return self.specs[arch].build()
+
+    def mse_codec(self, arch: str, point: int, lambda1: float) -> nn.Module:
+        """The shared MSE-trained starting point of every learned method at rate point ``point``."""
+        codec = self._codec(arch)
+        self._fit(CodecMSEStrategy(codec, lambda1, lr=self.lr, device=self.device), self.mse_steps,
+                  f"{arch}_mse_r{point}", self.batch_size)
+        return codec
+
+    def baseline_codec(self, arch: str, point: int, lambda1: float) -> nn.Module:
+        """A baseline learned codec: the shared MSE start plus ``extra_steps`` MSE-only steps."""
+        self.mse_codec(arch, point, lambda1)
+        codec = self._codec(arch)
+        load_modules(self.checkpoint(f"{arch}_mse_r{point}"), {"codec": codec})
+        self._fit(CodecMSEStrategy(codec, lambda1, lr=self.lr, device=self.device), self.extra_steps,
+                  f"{arch}_r{point}", self.batch_size)
+        return codec.eval()
+
+    def mvmicnet(self, point: int, lambda1: float, lambda2: float, tag: str | None = None
+                 ) -> tuple[nn.Module, nn.Module, nn.Module]:
+        """MVMICNet at a rate point: (codec, stage-1 task network, stage-2 task network)."""
+        check_lambda(lambda1)
+        check_lambda2(lambda2)
+        tag = tag or f"r{point}"
+        arch = self.mvmicnet_arch
+        self.mse_codec(arch, point, lambda1)
+        self.task_network()
+        codec, net = self._codec(arch), self.build_task()
+        load_modules(self.checkpoint(f"{arch}_mse_r{point}"), {"codec": codec})
+        load_modules(self.checkpoint("task_original"), {"task": net})
+        joint = JointStrategy(codec, net, self.task, lambda1, lambda2, lr=self.lr, task_lr=self.finetune_lr,
+                              task_scale=self.task_scale, device=self.device)
+        self._fit(joint, self.extra_steps, f"mvmicnet_{tag}_s1", self.batch_size)
+        net2 = copy.deepcopy(net)
+        s2 = FrozenCodecTaskStrategy(codec, net2, self.task, lr=self.finetune_lr, device=self.device)
+        self._fit(s2, self.stage2_steps, f"mvmicnet_{tag}_s2", self.task_batch_size)
+        for p in codec.parameters():
+            p.requires_grad_(True)
+        return codec.eval(), net.eval(), net2.eval()
+
+    # -- evaluation --------------------------------------------------------------------------
+    def scores(self, net: nn.Module, images: torch.Tensor) -> dict[str, float]:
+        return task_scores(net, self.task, images, self.test, self.num_classes, self.device)
+
+    def row(self, d: Decoded, stage1: dict[str, float], stage2: dict[str, float] | None = None,
+            **extra: Any) -> dict[str, Any]:
+        """One results row: rate, image quality, task metrics (stage 2 only for MVMICNet), timing."""
+        r: dict[str, Any] = {"method": d.method, "point": d.point, "bpp": float(d.bpp.mean()),
+                             "bpp_est": float(d.bpp_est.mean()) if d.bpp_est is not None else np.nan,
+                             "knob": d.knob if d.knob is not None else np.nan}
+        r.update(image_quality(d.images, self.test_images))
+        for k, v in stage1.items():
+            r[f"{k}_stage1"] = v
+        for k, v in (stage2 or {}).items():
+            r[f"{k}_stage2"] = v
+        r.update({"encode_ms": 1000 * d.encode_s, "decode_ms": 1000 * d.decode_s, **d.extra, **extra})
+        return r
+
+    def classic_rows(self, codecs: Sequence[str], targets: Sequence[float], task_net: nn.Module,
+                     keep: dict | None = None) -> list[dict[str, Any]]:
+        """Each classic codec searched onto each target bpp (on the calibration images), evaluated on test."""
+        rows = []
+        calib_images = [s["image"] for s in self.calib]
+        for name in codecs:
+            for point, target in enumerate(targets, start=1):
+                choice = classic.search_quality(name, calib_images, float(target))
+                d = run_classic(name, self.test_images, choice.knob, point)
+                if keep is not None:
+                    keep[(name, point)] = d
+                rows.append(self.row(d, self.scores(task_net, d.images), target_bpp=float(target),
+                                     calib_bpp=choice.bpp))
+        return rows
+
+
+# -- the whole rate sweep (chapters a1 and a2) ---------------------------------------------------------
+PAPER_NAME = {classic.HEVC_NAME: "BPG", "MBT2018-Mean": "MBT2018-Mean", "Cheng2020-Anchor": "Cheng2020-Anchor",
+              "MVMICNet": "MVMICNet"}
+
+
+@dataclass
+class Sweep:
+    """Everything a rate sweep produced: the results table, decoded images, networks and timings."""
+
+    results: pd.DataFrame
+    decoded: dict[tuple[str, int], Decoded]
+    task_net: nn.Module
+    stage_nets: dict[int, tuple[nn.Module, nn.Module]]
+    original_scores: dict[str, float]
+    seconds: dict[str, float]
+
+
+def run_sweep(study: CompressionStudy, lambdas: Sequence[float], lambda2: float, classic_codecs: Sequence[str],
+              log=print) -> Sweep:
+    """Train and evaluate every method at every rate point (``lambdas`` = λ1 per point).
+
+    Learned baselines: every architecture in ``study.specs``; MVMICNet on ``study.mvmicnet_arch``;
+    classic codecs searched onto MVMICNet's measured bpp at each point (on the calibration images).
+    """
+    if len(lambdas) < 1:
+        raise InvalidParameterError("lambdas needs at least one rate point")
+    for lam in lambdas:
+        check_lambda(lam)
+    check_lambda2(lambda2)
+    unknown = [c for c in classic_codecs if c not in classic.available_codecs()]
+    if unknown:
+        raise InvalidParameterError(f"classic codecs {unknown} are unavailable here: {classic.unavailable_codecs()} "
+                                    f"(available: {classic.available_codecs()})")
+    t0 = time.perf_counter()
+    task_net = study.task_network()
+    original = study.scores(task_net, study.test_images)
+    log(f"task network on original test images: {original}")
+    rows, decoded, stage_nets = [], {}, {}
+    for point, lam in enumerate(lambdas, start=1):
+        for arch, spec in study.specs.items():
+            codec = study.baseline_codec(arch, point, lam)
+            d = run_learned(codec, spec, f"{arch}-r{point}", study.test_images, ARCH_LABEL[arch], point)
+            decoded[(arch, point)] = d
+            rows.append(study.row(d, study.scores(task_net, d.images), lambda1=lam))
+        codec, s1, s2 = study.mvmicnet(point, lam, lambda2)
+        d = run_learned(codec, study.specs[study.mvmicnet_arch], f"mvmicnet-r{point}", study.test_images,
+                        "MVMICNet", point)
+        decoded[("mvmicnet", point)] = d
+        stage_nets[point] = (s1, s2)
+        rows.append(study.row(d, study.scores(s1, d.images), study.scores(s2, d.images), lambda1=lam))
+        log(f"rate point {point} (lambda1={lam}): learned codecs done, {time.perf_counter() - t0:.0f} s")
+    t_learned = time.perf_counter() - t0
+    targets = [r["bpp"] for r in rows if r["method"] == "MVMICNet"]
+    keep: dict = {}
+    rows += study.classic_rows(classic_codecs, targets, task_net, keep=keep)
+    for (name, point), d in keep.items():
+        decoded[(name, point)] = d
+    df = pd.DataFrame(rows)
+    df.insert(1, "paper_method", df["method"].map(PAPER_NAME))
+    return Sweep(df, decoded, task_net, stage_nets, original,
+                 {"learned": t_learned, "total": time.perf_counter() - t0, **study.timings})
+
+

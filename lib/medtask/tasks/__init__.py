@@ -1,1 +1,0 @@
-"""Task networks: segmenters (U-Net, ERFNet), detectors, classifiers. Import the sub-modules directly."""

@@ -1,0 +1,102 @@
+"""The study helpers end to end on phantoms: one setting, diagnostics, CAMs, the two-label crop dataset."""
+
+import numpy as np
+import pytest
+import torch
+
+from medtask.data import load
+from medtask.engine.gradcam import grad_cam
+from medtask.errors import InvalidParameterError
+from medtask.methods.gradprom.report import cosine_log, cosine_summary, describe_step_cost
+from medtask.methods.gradprom.study import (
+    PolypCrops,
+    StudyConfig,
+    DegradedTestSet,
+    cam_mass_inside,
+    run_setting,
+    seed_spread,
+    step_cost,
+)
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    return load("phantom-classes", "train", size=16, n=8), load("phantom-classes", "test", size=16, n=6)
+
+
+def tiny_cfg(**kw):
+    return StudyConfig(**{**dict(channels=1, depth=1, width=4, steps=3, rec_steps=3, batch_size=4), **kw})
+
+
+def test_run_setting_rows_histories_and_resume(phantom, tmp_path):
+    from medtask.pipeline import Chapter
+
+    train, test = phantom
+    chapter = Chapter("c_test", results_dir=tmp_path / "res")
+    res = run_setting(tiny_cfg(), train, test, {"name": "gaussian", "sigma": 0.2}, chapter=chapter,
+                      strategies=("benchmark-i", "joint", "frozen", "gradprom"))
+    df = res.frame()
+    assert list(df["strategy"]) == ["degraded input", "benchmark-i", "joint", "frozen", "gradprom", "clean (upper bound)"]
+    assert {"psnr", "ssim", "accuracy", "balanced_accuracy", "auc"} <= set(df.columns)
+    assert np.isfinite(df["psnr"].iloc[:-1]).all()
+    summary = cosine_summary(cosine_log(res.histories))
+    assert set(summary["strategy"]) == {"joint", "frozen", "gradprom"} and (summary["steps"] == 3).all()
+    again = run_setting(tiny_cfg(), train, test, {"name": "gaussian", "sigma": 0.2}, chapter=chapter,
+                        strategies=("gradprom",))  # finished checkpoint: same network, no retraining
+    assert again.frame().set_index("strategy").loc["gradprom", "psnr"] == pytest.approx(
+        df.set_index("strategy").loc["gradprom", "psnr"])
+    maps = grad_cam(res.recognisers["frozen"]["classification"], res.enhanced["frozen"][:2])
+    assert maps.shape == (2, 16, 16) and maps.min() >= 0 and maps.max() <= 1 + 1e-6
+
+
+def test_super_resolution_setting_and_bad_input(phantom):
+    train, test = phantom
+    res = run_setting(tiny_cfg(), train, test, {"name": "bicubic", "factor": 2}, strategies=("gradprom",))
+    assert res.frame()["strategy"].iloc[0] == "bicubic" and res.enhanced["gradprom"].shape[-1] == 16
+    with pytest.raises(InvalidParameterError, match="strategies"):
+        run_setting(tiny_cfg(), train, test, "gaussian", strategies=("gradprom2",))
+    with pytest.raises(InvalidParameterError, match="num_classes"):
+        run_setting(tiny_cfg(num_classes={"classification": 3, "segmentation": 2}), train, test, "gaussian")
+    with pytest.raises(InvalidParameterError, match="Noise2Noise"):
+        run_setting(tiny_cfg(), train, test, {"name": "bicubic", "factor": 2}, supervised=False)
+
+
+def test_polyp_crops_have_both_labels():
+    src = load("phantom-polyp", "train", size=64, n=6)
+    crops = PolypCrops(src, crop=32, seed=0)
+    assert len(crops) == crops.info["crops"] and crops.info["positives"] > 0
+    for s in crops:
+        assert s["image"].shape[-1] == 32 and s["mask"].shape == (32, 32)
+        assert (s["label"] == 1) == bool(s["mask"].any())
+    assert [s["id"] for s in PolypCrops(src, crop=32, seed=0)] == [s["id"] for s in crops]
+    assert "crops" in crops.describe()
+    t = DegradedTestSet.build(crops, {"name": "gaussian", "sigma": 0.1})
+    maps = np.zeros((len(crops), 32, 32))
+    maps[:, :16] = 1.0
+    assert cam_mass_inside(maps, t.masks).shape == (len(crops),)
+
+
+def test_seed_spread_trains_each_seed_apart_on_the_same_test_set(phantom, tmp_path):
+    from medtask.pipeline import Chapter
+
+    train, test = phantom
+    chapter = Chapter("c_seed_test", results_dir=tmp_path / "res")
+    deg = {"name": "gaussian", "sigma": 0.2}
+    base = run_setting(tiny_cfg(), train, test, deg, strategies=("benchmark-i", "gradprom"), chapter=chapter)
+    runs = seed_spread(tiny_cfg(), train, base.test, deg, [0, 1], strategies=("benchmark-i", "gradprom"),
+                       chapter=chapter, base=base)
+    assert sorted(set(runs["seed"])) == [0, 1]
+    ours = runs[runs["strategy"].isin(["benchmark-i", "gradprom"])].set_index(["seed", "strategy"])["psnr"]
+    assert ours.loc[(0, "gradprom")] == pytest.approx(base.frame().set_index("strategy").loc["gradprom", "psnr"])
+    assert ours.loc[(1, "gradprom")] != ours.loc[(0, "gradprom")], "another seed must train another network"
+    noisy = runs[runs["strategy"] == "degraded input"]["psnr"]
+    assert noisy.nunique() == 1, "every seed is evaluated on the same degraded test set"
+
+
+def test_step_cost_times_every_variant_against_joint(phantom):
+    train, _ = phantom
+    cost = step_cost(tiny_cfg(), train, {"name": "gaussian", "sigma": 0.2}, steps=1, rounds=1).set_index("variant")
+    assert list(cost.index) == ["joint", "joint + cosine", "gradprom", "gradprom (per-layer cos)"]
+    assert (cost["ms_per_step"] > 0).all() and cost.loc["joint", "ratio_to_joint"] == 1.0
+    text = describe_step_cost(cost.reset_index(), target=1e9)
+    assert f"**{cost.loc['gradprom', 'ratio_to_joint']:.2f}×**" in text and "within the 1000000000.0× target" in text

@@ -1,0 +1,73 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from medtask.errors import InvalidParameterError
+from medtask.methods.mvmicnet import report
+from medtask.methods.mvmicnet import study as cs
+from medtask.methods.mvmicnet.codecs.learned import codec_spec
+from medtask.nn.erfnet import build_erfnet
+from medtask.reporting.tables import side_by_side
+
+from comp_helpers import smooth_image
+
+
+def test_run_learned_and_classic_and_quality():
+    imgs = torch.stack([smooth_image(h=64, w=64, seed=s) for s in range(3)])
+    spec = codec_spec("mbt2018-mean", 8, 8)
+    torch.manual_seed(0)
+    d = cs.run_learned(spec.build(), spec, "t", imgs, "MBT2018-Mean", 1, batch_size=2)
+    assert d.images.shape == imgs.shape and len(d.bpp) == 3 and d.bpp_est is not None
+    c = cs.run_classic("jpeg", imgs, 50, 1)
+    assert c.method == "JPEG" and c.images.shape == imgs.shape and c.extra["file_bpp"] >= c.bpp.mean()
+    q = cs.image_quality(c.images, imgs)
+    assert 20 < q["psnr_db"] < 60 and 0.5 < q["ms_ssim"] <= 1.0
+    data = [{"image": imgs[i], "mask": (imgs[i, 0] > 0.5).long()} for i in range(3)]
+    s = cs.task_scores(build_erfnet(2, width=0.25), "segmentation", imgs, data, 2, torch.device("cpu"))
+    assert set(s) == {"miou", "dice", "macc"} and 0 <= s["miou"] <= 1
+    t = report.speed_table({("mbt", 1): d, ("jpeg", 1): c})
+    assert list(t["method"]) == ["MBT2018-Mean", "JPEG"] and np.isnan(t.loc[1, "bytes_vs_estimate_pct"])
+
+
+def test_tables_curves_bd_and_claims():
+    rows = []
+    for p, bpp in enumerate([0.1, 0.2, 0.4], start=1):
+        rows.append({"method": "MBT2018-Mean", "point": p, "bpp": bpp, "psnr_db": 30 + p, "miou_stage1": 0.5 + 0.1 * p})
+        rows.append({"method": "MVMICNet", "point": p, "bpp": bpp / 2, "psnr_db": 30.5 + p, "miou_stage1": 0.55 + 0.1 * p,
+                     "miou_stage2": 0.6 + 0.1 * p})
+    df = pd.DataFrame(rows)
+    acc = report.accuracy_curves_frame(df, "miou")
+    assert set(acc["method"]) == {"MBT2018-Mean", "MVMICNet", "MVMICNet (stage 2)"}
+    bd = report.bd_tables(df, ["psnr_db"])
+    row = bd[bd["anchor"] == "MBT2018-Mean"].iloc[0]
+    assert row["MVMICNet"] < -40  # half the rate for 0.5 dB more
+    cl = report.claims(df, "miou").set_index("claim")
+    assert cl.loc["MVMICNet stage 1 miou > MBT2018-Mean at the same rate point", "verdict"] == "confirmed"
+    assert cl.loc["stage 2 improves miou over stage 1", "verdict"] == "confirmed"
+    assert cl.loc["MVMICNet PSNR > MBT2018-Mean (paper: +4-8 dB)", "verdict"] == "confirmed"
+    pub = report.published("table1")
+    sb = side_by_side(df, pub, ["method", "point"], ["bpp", "miou_stage1"])
+    assert list(sb.columns[:4]) == ["method", "point", "bpp", "bpp_pub"]
+    assert sb.loc[0, "bpp_pub"] == pytest.approx(0.080)
+
+
+def test_bad_parameters():
+    with pytest.raises(InvalidParameterError, match="not a segmentation dataset"):
+        cs.check_dataset("segmentation", "bccd")
+    assert cs.check_dataset("detection", "ChestX-Det") == "chestx-det"
+    with pytest.raises(InvalidParameterError, match="unknown published"):
+        report.published("table9")
+
+
+def test_study_checkpoints_are_kept_apart_per_seed(tmp_path, monkeypatch):
+    from medtask.pipeline import Chapter
+
+    monkeypatch.setenv("MEDTASK_OUTPUT", str(tmp_path))
+    ch = Chapter("a3_test", profile="smoke", parameters={}, datasets=[], results_dir=tmp_path / "r")
+    kw = dict(build_task=None, num_classes=2, device=torch.device("cpu"))
+    data = [{"image": torch.zeros(3, 8, 8), "mask": torch.zeros(8, 8, dtype=torch.long)}]
+    s0 = cs.CompressionStudy(ch, "segmentation", data, data, seed=0, **kw)
+    s2 = cs.CompressionStudy(ch, "segmentation", data, data, seed=2, **kw)
+    assert s0.checkpoint("task_original").parent.name == "a3_test"
+    assert s2.checkpoint("task_original").parent.name == "seed2"
