@@ -10,7 +10,7 @@ import torch
 from medtask import zoo
 from medtask.cli import main
 from medtask.zoo import registry
-from medtask.zoo.recipes import CodecEntry, SegmenterEntry
+from medtask.methods.mvmicnet.zoo import CodecEntry, SegmenterEntry
 from medtask.zoo.report import cards_table, plot_curves
 from medtask.zoo.store import ZooError, read_weights, sha256, weights_path
 

@@ -1,4 +1,4 @@
-"""Batched, seeded augmentations for :class:`~medtask.training.batches.RandomBatches`.
+"""Batched, seeded augmentations for :class:`~medtask.engine.batches.RandomBatches`.
 
 Every function takes ``(batch, generator)`` and returns a new batch, so a run that resumes at
 step ``k`` sees exactly the augmented batch it would have seen without the interruption

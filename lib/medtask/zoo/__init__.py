@@ -2,14 +2,14 @@
 
 ``medtask zoo list | train NAME | verify`` (see :mod:`medtask.cli`). A chapter starts from an
 entry with :func:`load`, which checks the weights' sha256 against the card and that the card was
-trained from the recipe the code defines now. Recipes are in :mod:`medtask.zoo.recipes`;
-weights and cards in the repository's ``zoo/`` folder (``$MEDTASK_ZOO`` for another).
+trained from the recipe the code defines now. Each method defines its entries in its own ``zoo``
+module (e.g. :mod:`medtask.methods.mvmicnet.zoo`); weights and cards are in the repository's
+``zoo/`` folder (``$MEDTASK_ZOO`` for another). The zoo itself knows no method.
 """
 
 from medtask.zoo.registry import Entry, entries, get, register
 from medtask.zoo.store import ZooError, read_card, zoo_dir
 from medtask.zoo.trainer import load, plateau, runs_dir, train, verify
-from medtask.zoo import recipes  # noqa: E402,F401  (registers the study's entries)
 
 __all__ = ["Entry", "ZooError", "entries", "get", "load", "plateau", "read_card", "register", "runs_dir",
            "train", "verify", "zoo_dir"]

@@ -1,7 +1,7 @@
 """Zoo entries: what network, trained on what, how, and judged by which validation metric.
 
 An :class:`Entry` is a recipe. Subclasses say how to build the network (:meth:`build`), which
-:class:`~medtask.training.Strategy` trains it, on which batches, and how to score it on the
+:class:`~medtask.engine.Strategy` trains it, on which batches, and how to score it on the
 validation split (the curve) and on the test split (the card's final metrics). Entries are
 registered by name with :func:`register`, the way CompressAI registers its models.
 """
@@ -9,6 +9,7 @@ registered by name with :func:`register`, the way CompressAI registers its model
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ import torch
 from torch import nn
 
 from medtask.errors import InvalidParameterError
-from medtask.training.loop import Strategy
+from medtask.engine.loop import Strategy
 
 
 @dataclass
@@ -85,6 +86,10 @@ class Entry:
 
 _REGISTRY: dict[str, Entry] = {}
 
+#: The modules that define the study's entries (each calls :func:`register` for its own method's
+#: networks); imported on the first call of :func:`entries`, so the zoo itself depends on no method.
+RECIPE_MODULES = ("medtask.methods.mvmicnet.zoo",)
+
 
 def register(entry: Entry) -> Entry:
     """Add ``entry`` to the zoo's registry (names are unique)."""
@@ -97,7 +102,9 @@ def register(entry: Entry) -> Entry:
 
 
 def entries() -> dict[str, Entry]:
-    """Every registered entry, by name (``medtask.zoo`` imports the recipes that register them)."""
+    """Every registered entry, by name (the study's recipe modules are imported on first use)."""
+    for module in RECIPE_MODULES:
+        importlib.import_module(module)
     return dict(_REGISTRY)
 
 

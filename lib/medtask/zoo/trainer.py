@@ -1,6 +1,6 @@
 """Train a zoo entry to its last step with a validation curve, judge the plateau, write weights + card.
 
-Training goes through :func:`medtask.training.fit` in chunks of ``eval_every`` steps; after each
+Training goes through :func:`medtask.engine.fit` in chunks of ``eval_every`` steps; after each
 chunk the network is scored on the validation split and the point is appended to the curve.
 The run folder (``<output>/zoo-runs/<name>-<key>/``, outside git) holds the resumable
 checkpoint and the curve so far: an interrupted training resumes where it stopped, and a run
@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from medtask import config, provenance
-from medtask.training.loop import fit
+from medtask.engine.loop import fit
 from medtask.zoo.registry import Entry, entries, get
 from medtask.zoo.store import ZooError, read_card, read_weights, to_storage, verify_entry, write_entry
 

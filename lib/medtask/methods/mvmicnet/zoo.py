@@ -1,4 +1,4 @@
-"""The study's zoo entries: the base networks its chapters start from.
+"""Study A's zoo entries: the base networks its chapters start from.
 
 Study A
 -------
@@ -23,14 +23,14 @@ import torch
 from torch import nn
 
 from medtask import data
-from medtask.codecs.bitstream import pad_to_multiple
-from medtask.codecs.learned import ZOO_LAMBDAS, build_codec, codec_spec
 from medtask.data.augment import affine, color_jitter, compose, flips, random_crops
+from medtask.engine.batches import RandomBatches, collate
+from medtask.engine.loop import Strategy
+from medtask.methods.mvmicnet.codecs.bitstream import pad_to_multiple
+from medtask.methods.mvmicnet.codecs.learned import ZOO_LAMBDAS, build_codec, codec_spec
+from medtask.methods.mvmicnet.strategies import SCALE_255, CodecMSEStrategy, TaskStrategy
 from medtask.metrics.segmentation import SegmentationMeter
-from medtask.tasks.erfnet import build_erfnet
-from medtask.training.batches import RandomBatches, collate
-from medtask.training.compression import SCALE_255, CodecMSEStrategy, TaskStrategy
-from medtask.training.loop import Strategy
+from medtask.nn.erfnet import build_erfnet
 from medtask.zoo.registry import Entry, register
 
 #: Study A's working sizes (H, W): CVC-ColonDB's 500×574 frames and BCCD's 480×640 images,
