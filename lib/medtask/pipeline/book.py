@@ -14,6 +14,7 @@ from medtask import config
 from medtask.errors import MedtaskError
 from medtask.pipeline.profiles import chapters as all_chapters
 from medtask.pipeline.runner import RunRecord, copy_static_book, generated_dir, run_notebook
+from medtask.reporting.references import write_dataset_bib
 
 
 class BookBuildError(MedtaskError):
@@ -113,6 +114,7 @@ def build_book(
     out = config.output_root(output_root)
     src = out / "book"
     copy_static_book(src)
+    write_dataset_bib(src)
     present = {p.stem for p in generated_dir(output_root).glob("*.ipynb")}
     missing = sorted(set(stems) - present)
     if missing:
