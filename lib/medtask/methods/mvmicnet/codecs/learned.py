@@ -17,11 +17,17 @@ are allowed for CPU profiles and chapters state what they used.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
-from compressai.models import Cheng2020Anchor, MeanScaleHyperprior
 from torch import nn
+
+with warnings.catch_warnings():
+    # CompressAI's package import reaches a point-cloud dataset module that calls torch.jit.script,
+    # which torch deprecates with a FutureWarning on every import: not the reader's business.
+    warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+    from compressai.models import Cheng2020Anchor, MeanScaleHyperprior
 
 from medtask.errors import InvalidParameterError
 
