@@ -63,6 +63,16 @@ def test_chapter_refuses_unverified_data_unless_allowed(toy, tmp_path, monkeypat
     assert "```{warning}" in page and "images/2.png" in page
 
 
+def test_a_copy_with_the_wrong_layout_still_enters_the_cache_key_by_its_bytes(toy):
+    from medtask.pipeline import cache
+
+    (toy / "Toy" / "images" / "3.png").write_bytes(b"a third frame: not in the manifest's layout")
+    first = cache.data_digest(toy)["Toy"]
+    assert "layout-mismatch" in first
+    (toy / "Toy" / "images" / "3.png").write_bytes(b"another third frame, edited")
+    assert cache.data_digest(toy)["Toy"] != first
+
+
 def test_cli_run_has_the_allow_unverified_flag():
     args = cli.build_parser().parse_args(["run", "00_data", "--allow-unverified-data"])
     assert args.allow_unverified_data is True

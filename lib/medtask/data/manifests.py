@@ -343,12 +343,15 @@ def _decodes(path: Path) -> bool:
         return False
 
 
-def fingerprint(name: str, root: str | os.PathLike | None = None) -> str:
+def fingerprint(name: str, root: str | os.PathLike | None = None, *, strict: bool = True) -> str:
     """A short digest of the data's actual bytes: every file's path and sha256 (after a cheap layout check).
 
     Each file is hashed once and cached by path, size and mtime (:func:`sha256_files`), so a
-    rerun costs a ``stat`` per file; an edited file changes the fingerprint. Phantoms have no
-    files: their fingerprint names the generator version.
+    rerun costs a ``stat`` per file; an edited file changes the fingerprint. A layout that does
+    not match the manifest raises :class:`DatasetNotFoundError`, or with ``strict=False`` is
+    fingerprinted all the same, marked ``layout-mismatch`` (the cache key and the provenance of a
+    run on such data still follow its bytes). Phantoms have no files: their fingerprint names the
+    generator version.
     """
     from medtask.data import phantoms
 
@@ -357,7 +360,7 @@ def fingerprint(name: str, root: str | os.PathLike | None = None) -> str:
     m = load_manifest(name)
     copy, path = find_copy(m["name"], root)
     problems = check_layout(copy, path)
-    if problems:
+    if problems and strict:
         raise DatasetNotFoundError(m["name"], path, "its layout does not match the manifest: " + "; ".join(problems)
                                    + f". Run `medtask data verify {m['name']}`.")
     files = sorted(p for p in path.rglob("*") if p.is_file() and p.name != "PROVENANCE.md")
@@ -365,7 +368,8 @@ def fingerprint(name: str, root: str | os.PathLike | None = None) -> str:
     h = hashlib.sha256()
     for f in files:
         h.update(f"{f.relative_to(path).as_posix()}\0{digests[f]}\n".encode())
-    return f"{copy['folder']}:sha256:{h.hexdigest()[:16]}"
+    mark = ":layout-mismatch" if problems else ""
+    return f"{copy['folder']}{mark}:sha256:{h.hexdigest()[:16]}"
 
 
 def verify_for_chapter(name: str, root: str | os.PathLike | None = None) -> dict[str, Any]:

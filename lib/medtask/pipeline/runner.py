@@ -132,6 +132,7 @@ def run_notebook(
     chapter_prov = _chapter_provenance(results, started)
     record["data_checks"] = chapter_prov.get("data_checks", [])
     record["artefacts"] = chapter_prov.get("artefacts", [])
+    record["datasets_used"] = chapter_prov.get("datasets", {})
     nb = json.loads(partial.read_text())
     stamp_provenance(nb, record)
     partial.write_text(json.dumps(nb, indent=1))
@@ -188,13 +189,15 @@ def provenance_markdown(record: dict[str, Any]) -> str:
                      "(`medtask book --jobs`)")
     device = f"CPU: {dev.get('cpu')} ({dev.get('cpu_count')} cores)" + (f"; GPU: {dev['cuda']}" if dev.get("cuda") else "")
     data = ", ".join(f"{k} `{str(v).rsplit(':', 1)[-1][:12]}`"
+                     + (" (layout differs from its manifest)" if "layout-mismatch" in str(v) else "")
                      for k, v in sorted(record.get("datasets", {}).items())) or "none"
     pk = record.get("packages", {})
     pkgs = ", ".join(f"{k} {v}" for k, v in pk.items() if v and k in ("torch", "torchvision", "compressai", "numpy",
                                                                           "pillow-heif", "timm", "monai"))
     params = {k: v for k, v in record.get("parameters", {}).items() if k not in ("results_dir", "data_root")}
     rows = [
-        ("command", f"`medtask run {record.get('chapter')} --profile {record.get('profile')}`"),
+        ("command", f"`medtask run {record.get('chapter')} --profile {record.get('profile')}"
+                    + (" --allow-unverified-data" if record.get("allow_unverified_data") else "") + "`"),
         ("wall time", _duration(record.get("wall_seconds")) + load_txt + (
             f"; **training reused {len(record['reused_checkpoints'])} finished or partial checkpoint(s) from an "
             "earlier run of the same profile, so this is not the time to train from scratch**"
