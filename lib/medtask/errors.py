@@ -34,7 +34,7 @@ class InvalidParameterError(MedtaskError, ValueError):
 class DataVerificationError(MedtaskError):
     """A chapter's dataset does not match its manifest's checksum list (or layout), so the chapter refuses to run."""
 
-    def __init__(self, dataset: str, path: object, problems: list[str], fix: str) -> None:
+    def __init__(self, dataset: str, path: object, problems: list[str], fix: str, chapter: str = "CHAPTER") -> None:
         self.dataset = dataset
         self.path = path
         self.problems = list(problems)
@@ -43,7 +43,7 @@ class DataVerificationError(MedtaskError):
         super().__init__(
             f"dataset {dataset!r} at {path} does not verify, so this chapter will not train on it: {shown}. "
             f"{fix} To run on this data anyway (the page then says so in a warning box), pass "
-            "`medtask run CHAPTER --allow-unverified-data`.")
+            f"`medtask run {chapter} --allow-unverified-data`.")
 
 
 class DownloadError(MedtaskError, ConnectionError):

@@ -52,7 +52,7 @@ def test_chapter_refuses_unverified_data_unless_allowed(toy, tmp_path, monkeypat
     with pytest.raises(DataVerificationError) as ei:
         Chapter("t", datasets=["toy"], results_dir=tmp_path / "r", data_root=toy)
     msg = str(ei.value)
-    assert "'Toy'" in msg and "checksum mismatch: images/2.png" in msg and "--allow-unverified-data" in msg
+    assert "'Toy'" in msg and "checksum mismatch: images/2.png" in msg and "medtask run t --allow-unverified-data" in msg
     assert "by hand" in msg  # Toy cannot be downloaded: the fix says so
 
     monkeypatch.setenv("MEDTASK_ALLOW_UNVERIFIED_DATA", "1")  # what `medtask run --allow-unverified-data` sets

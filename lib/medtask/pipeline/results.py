@@ -106,7 +106,8 @@ class Chapter:
             if check["status"] != "failed":
                 continue
             if not self.allow_unverified_data:
-                raise DataVerificationError(check["dataset"], check["path"], check["problems"], check["fix"])
+                raise DataVerificationError(check["dataset"], check["path"], check["problems"], check["fix"],
+                                            chapter=self.name)
             check["status"] = "failed, used anyway (--allow-unverified-data)"
         failed = [c for c in checks if c["status"].startswith("failed")]
         if failed:
