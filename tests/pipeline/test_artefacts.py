@@ -85,3 +85,14 @@ def test_key_follows_input_checkpoints_data_and_code(tmp_path):
     import numpy as np
 
     assert artefacts.key_digest({"a": (1, 2), "b": np.float64(0.5)}) == artefacts.key_digest({"b": 0.5, "a": [1, 2]})
+
+
+def test_edited_data_bytes_give_another_checkpoint(toy, tmp_path):
+    key = Chapter("d", datasets=["toy"], results_dir=tmp_path / "r", data_root=toy).artefact_key({"steps": 2})
+    assert key["data"]["toy"].startswith("Toy:sha256:")
+    (toy / "Toy" / "images" / "1.png").write_bytes(b"first imagE")  # same size, edited bytes
+    import os
+
+    os.utime(toy / "Toy" / "images" / "1.png", ns=(0, 10**18))
+    ch = Chapter("d", datasets=["toy"], results_dir=tmp_path / "r", data_root=toy, allow_unverified_data=True)
+    assert artefacts.key_digest(ch.artefact_key({"steps": 2})) != artefacts.key_digest(key)

@@ -87,6 +87,7 @@ class Chapter:
         self._static: dict[str, Any] | None = None
         self.artefacts: list[dict[str, Any]] = []
         self._git: dict[str, Any] | None = None
+        self._fingerprints: dict[str, str] = {}
         self.allow_unverified_data = unverified_data_allowed() if allow_unverified_data is None \
             else bool(allow_unverified_data)
         self.data_checks: list[dict[str, Any]] = self.verify_data() if verify_data else []
@@ -115,9 +116,16 @@ class Chapter:
         return checks
 
     def data_fingerprints(self, datasets: list[str] | tuple[str, ...] | None = None) -> dict[str, str]:
-        """Fingerprints of the actual bytes of ``datasets`` (default: the chapter's), for artefact keys."""
-        return {k: str(v) for k, v in provenance.dataset_fingerprints(
-            list(self.datasets if datasets is None else datasets), self.data_root).items()}
+        """Fingerprints of the actual bytes of ``datasets`` (default: the chapter's), for artefact keys.
+
+        Computed once per dataset and chapter: the data does not change while a chapter runs.
+        """
+        names = list(self.datasets if datasets is None else datasets)
+        todo = [n for n in names if n not in self._fingerprints]
+        if todo:
+            self._fingerprints.update({k: str(v) for k, v in provenance.dataset_fingerprints(
+                todo, self.data_root).items()})
+        return {n: self._fingerprints[n] for n in names}
 
     # -- provenance --------------------------------------------------------------------------
     def provenance(self) -> dict[str, Any]:
