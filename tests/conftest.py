@@ -16,6 +16,14 @@ def shared_data_root() -> Path | None:
     return Path(env) if env and Path(env).is_dir() else None
 
 
+@pytest.fixture(autouse=True)
+def _output_under_tmp(tmp_path_factory, monkeypatch):
+    """Every test writes checkpoints, caches and results under its own temporary folder, never into the
+    checkout (``MEDTASK_OUTPUT``; a test that needs a particular output root sets it again)."""
+    monkeypatch.setenv("MEDTASK_OUTPUT", str(tmp_path_factory.mktemp("output")))
+    yield
+
+
 @pytest.fixture(scope="session")
 def data_root() -> Path:
     root = shared_data_root()

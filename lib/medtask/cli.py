@@ -15,7 +15,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from medtask.pipeline.runner import error_cells, run_notebook
 
     rec = run_notebook(args.notebook, args.profile, parse_overrides(args.param or []), data_root=args.data_root,
-                       force=args.force)
+                       force=args.force, allow_unverified_data=args.allow_unverified_data)
     state = "cached (nothing changed)" if rec.cached else f"executed in {rec.seconds:.1f} s"
     print(f"{rec.chapter} [{rec.profile}]: {state}\n  notebook: {rec.executed}\n  results:  {rec.results_dir}")
     errs = error_cells(rec.executed)
@@ -29,7 +29,7 @@ def _cmd_book(args: argparse.Namespace) -> int:
     from medtask.pipeline.book import build_book
 
     html, _ = build_book(args.profile, only=args.only, run=not args.no_run, force=args.force,
-                         data_root=args.data_root, jobs=args.jobs)
+                         data_root=args.data_root, jobs=args.jobs, allow_unverified_data=args.allow_unverified_data)
     print(f"book built: {html / 'index.html'}")
     return 0
 
@@ -78,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a parameter (value parsed as YAML); repeatable")
     run.add_argument("--data-root", default=None, help="dataset folder (default: $MEDTASK_DATA or ./data)")
     run.add_argument("--force", action="store_true", help="execute even if the cache says nothing changed")
+    run.add_argument("--allow-unverified-data", action="store_true",
+                     help="run even if the chapter's data fails its checksums (the page says so in a warning box)")
     run.set_defaults(func=_cmd_run)
 
     book = sub.add_parser("book", help="run every chapter (cached) and build the HTML book into _build/html")
@@ -86,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     book.add_argument("--no-run", action="store_true", help="build from the chapters already executed")
     book.add_argument("--data-root", default=None, help="dataset folder (default: $MEDTASK_DATA or ./data)")
     book.add_argument("--force", action="store_true", help="execute every chapter again")
+    book.add_argument("--allow-unverified-data", action="store_true",
+                      help="run chapters even if their data fails its checksums (each page says so in a warning box)")
     book.add_argument("--jobs", type=int, default=1, metavar="N",
                       help="chapters executed at once, each in its own kernel (default 1; `make study` uses 2)")
     book.set_defaults(func=_cmd_book)

@@ -29,3 +29,26 @@ class CorruptFileError(MedtaskError):
 
 class InvalidParameterError(MedtaskError, ValueError):
     """A parameter (notebook, model, degradation, strategy ...) is unknown or out of range."""
+
+
+class DataVerificationError(MedtaskError):
+    """A chapter's dataset does not match its manifest's checksum list (or layout), so the chapter refuses to run."""
+
+    def __init__(self, dataset: str, path: object, problems: list[str], fix: str, chapter: str = "CHAPTER") -> None:
+        self.dataset = dataset
+        self.path = path
+        self.problems = list(problems)
+        shown = "; ".join(self.problems[:10]) + (f"; ... and {len(self.problems) - 10} more"
+                                                 if len(self.problems) > 10 else "")
+        super().__init__(
+            f"dataset {dataset!r} at {path} does not verify, so this chapter will not train on it: {shown}. "
+            f"{fix} To run on this data anyway (the page then says so in a warning box), pass "
+            f"`medtask run {chapter} --allow-unverified-data`.")
+
+
+class DownloadError(MedtaskError, ConnectionError):
+    """A dataset could not be downloaded (no network, server down, HTTP error)."""
+
+
+class CheckpointError(MedtaskError):
+    """A checkpoint file is truncated, unreadable or does not fit the network it is loaded into."""

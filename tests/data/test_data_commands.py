@@ -40,4 +40,16 @@ def test_verify_and_fetch_exit_codes(tmp_path, capsys, need):
     args = ap.parse_args(["data", "verify", "ARCADE", "--data-root", str(tmp_path)])
     assert args.func(args) == 1 and "checksum mismatch: mini_test/masks/42.jpg" in capsys.readouterr().out
     args = ap.parse_args(["data", "verify", "ARCADE", "--no-checksums", "--data-root", str(tmp_path)])
-    assert args.func(args) == 0
+    assert args.func(args) == 1 and "cannot be decoded: mini_test/masks/42.jpg" in capsys.readouterr().out
+
+
+def test_verify_without_checksums_decodes_images_and_notices_a_truncated_one(tmp_path, capsys, need):
+    shutil.copytree(need("ARCADE_stenosis_mini_subset"), tmp_path / "ARCADE_stenosis_mini_subset")
+    img = tmp_path / "ARCADE_stenosis_mini_subset" / "mini_test" / "images" / "100.jpg"
+    img.write_bytes(img.read_bytes()[: img.stat().st_size // 2])  # cut in half, as an interrupted copy leaves it
+    ap = _parser()
+    args = ap.parse_args(["data", "verify", "ARCADE", "--no-checksums", "--data-root", str(tmp_path)])
+    out = capsys.readouterr().out if args.func(args) == 0 else capsys.readouterr().out + "<rc 1>"
+    assert "<rc 1>" in out and "cannot be decoded: mini_test/images/100.jpg" in out
+    # ARCADE's files are placed by hand: the fix says so instead of suggesting a download
+    assert "can only be obtained by hand" in out and "re-fetch" not in out.lower()

@@ -247,3 +247,17 @@ def test_malicious_archive_through_fetch_leaves_nothing(toy, tmp_path):
         F.fetch("Toy", toy["root"])
     assert _leftovers(toy["root"]) == [] and not (tmp_path / "escape.txt").exists()
     assert not any(p.name == "escape.txt" for p in tmp_path.rglob("*"))
+
+
+def test_fetch_without_network_prints_one_line_with_the_manual_way(toy, capsys):
+    from medtask import cli
+
+    url = "http://127.0.0.1:9/toy.zip"  # nothing listens on port 9: the connection is refused, as offline
+    toy["manifest"]["download"]["files"][0]["url"] = url
+    _rewrite(toy)
+    rc = cli.main(["data", "fetch", "Toy", "--data-root", str(toy["root"])])
+    captured = capsys.readouterr()
+    lines = [ln for ln in (captured.out + captured.err).splitlines() if ln.strip()]
+    assert rc == 1 and len(lines) == 1 and "Traceback" not in lines[0]
+    assert "cannot download Toy" in lines[0] and f"download {url} by hand" in lines[0]
+    assert "medtask data verify Toy" in lines[0] and _leftovers(toy["root"]) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -125,3 +126,25 @@ def test_status_and_verify_on_shared(shared_root, need):
         assert rep.ok, rep.summary()
         assert rep.checked_files == len(manifests.read_checksums(manifests.checksum_file(
             manifests.find_copy(name, shared_root)[0])))
+
+
+@pytest.mark.shared_data
+def test_fingerprint_hashes_the_bytes_once_and_an_edit_is_a_cache_miss(arcade_copy, monkeypatch):
+    from medtask.pipeline import cache
+    from medtask.pipeline.profiles import resolve_notebook
+
+    before = manifests.fingerprint("ARCADE", arcade_copy)
+    key = cache.cache_key(resolve_notebook("00_data"), {}, data=cache.data_digest(arcade_copy))
+    hashed = []
+    real = manifests.sha256_file
+    monkeypatch.setattr(manifests, "sha256_file", lambda p, *a: hashed.append(p) or real(p, *a))
+    assert manifests.fingerprint("ARCADE", arcade_copy) == before and hashed == []  # cached by size + mtime
+    img = arcade_copy / "ARCADE_stenosis_mini_subset" / "mini_test" / "images" / "100.jpg"
+    data = bytearray(img.read_bytes())
+    data[400:416] = bytes(16)  # black out a few bytes: same size, same layout, other content
+    img.write_bytes(bytes(data))
+    os.utime(img, ns=(img.stat().st_atime_ns, img.stat().st_mtime_ns + 10**9))
+    after = manifests.fingerprint("ARCADE", arcade_copy)
+    assert after != before and hashed == [img]  # only the edited file is read again
+    again = cache.cache_key(resolve_notebook("00_data"), {}, data=cache.data_digest(arcade_copy))
+    assert again["key"] != key["key"]

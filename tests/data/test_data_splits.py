@@ -45,3 +45,32 @@ def test_bad_fractions_and_groups():
     with pytest.raises(InvalidParameterError, match="no split"):
         splits.select({"train": ["a"], "test": ["b"]}, "val", "X")
     assert splits.select({"train": ["a"], "val": ["c"], "test": ["b"]}, "trainval", "X") == ["a", "c"]
+
+
+def _colondb_copy(tmp_path, n=12):
+    """A tiny CVC-ColonDB layout (``images/N.png``, ``masks/N.png``, N = 1..n) under ``tmp_path``."""
+    import numpy as np
+    from PIL import Image
+
+    d = tmp_path / "CVC-ColonDB"
+    for sub in ("images", "masks"):
+        (d / sub).mkdir(parents=True)
+    for k in range(1, n + 1):
+        Image.fromarray(np.full((8, 8, 3), k, np.uint8)).save(d / "images" / f"{k}.png")
+        Image.fromarray(np.zeros((8, 8), np.uint8)).save(d / "masks" / f"{k}.png")
+    return d
+
+
+def test_block_split_names_a_stray_file_and_refuses_a_missing_frame(tmp_path):
+    from medtask.data.colon import load_colondb
+    from medtask.errors import CorruptFileError
+
+    d = _colondb_copy(tmp_path)
+    assert [s["id"] for s in load_colondb(d, "test")] == ["10", "11", "12"]  # blocks of 1..12: 7 / 2 / 3
+    (d / "images" / "junk.png").write_bytes((d / "images" / "1.png").read_bytes())
+    with pytest.raises(CorruptFileError, match=r"junk\.png.*not a numbered frame"):
+        load_colondb(d, "train")
+    (d / "images" / "junk.png").unlink()
+    (d / "images" / "5.png").unlink()  # a missing frame would shift every later boundary by one
+    with pytest.raises(CorruptFileError, match=r"frame\(s\) 5\.png missing"):
+        load_colondb(d, "test")

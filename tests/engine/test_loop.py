@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from medtask.engine import RandomBatches, Strategy, collate, fit
+from medtask.errors import CheckpointError
 
 
 class Regression(Strategy):
@@ -64,9 +65,40 @@ def test_finished_checkpoint_returns_without_training(tmp_path):
     s = Regression(seed=5)
     again = fit(s, RandomBatches(dataset(), 8), 5, checkpoint=ckpt, progress=False)
     assert again.history == first.history and again.resumed_from == 5
-    w = torch.load(ckpt, weights_only=False)["modules"]["net"]["weight"]
+    w = torch.load(ckpt, weights_only=True)["modules"]["net"]["weight"]
     torch.testing.assert_close(s.net.weight, w)
     assert not ckpt.with_suffix(".pt.tmp").exists()
+
+
+class _NotWeights:
+    """An arbitrary object: unpickling it would run code, so a safe load must refuse it."""
+
+
+def test_checkpoints_load_with_weights_only(tmp_path):
+    ckpt = tmp_path / "run.pt"
+    fit(Regression(), RandomBatches(dataset(), 8), 3, checkpoint=ckpt, progress=False)
+    torch.load(ckpt, weights_only=True)  # what fit writes is plain tensors and containers
+    state = torch.load(ckpt, weights_only=True)
+    state["strategy"] = {"payload": _NotWeights()}
+    torch.save(state, ckpt)
+    with pytest.raises(CheckpointError, match=r"run\.pt cannot be read"):
+        fit(Regression(), RandomBatches(dataset(), 8), 5, checkpoint=ckpt, progress=False)
+
+
+def test_truncated_or_mismatched_checkpoint_names_the_file_and_the_fix(tmp_path):
+    ckpt = tmp_path / "task_original.pt"
+    fit(Regression(), RandomBatches(dataset(), 8), 3, checkpoint=ckpt, progress=False)
+    data = ckpt.read_bytes()
+    ckpt.write_bytes(data[: len(data) // 2])  # an interrupted copy
+    with pytest.raises(CheckpointError, match=r"task_original\.pt cannot be read .*truncated.*Delete it"):
+        fit(Regression(), RandomBatches(dataset(), 8), 5, checkpoint=ckpt, progress=False)
+    ckpt.write_bytes(data)
+
+    wider = Regression()
+    wider.net = nn.Linear(4, 1)  # another width than the one that wrote the checkpoint
+    wider.opt = torch.optim.SGD(wider.net.parameters(), lr=0.1)
+    with pytest.raises(CheckpointError, match=r"task_original\.pt does not fit the network 'net' .*Delete it"):
+        fit(wider, RandomBatches(dataset(), 8), 5, checkpoint=ckpt, progress=False)
 
 
 def test_batches_are_a_pure_function_of_seed_and_step():

@@ -55,6 +55,9 @@ def test_chapter_results_carry_provenance(tmp_path):
     df = pd.DataFrame({"method": ["a", "b"], "psnr": [30.0, 31.5]})
     path = ch.save_table(df, "table")
     pd.testing.assert_frame_equal(read_table(path), df)
+    pd.testing.assert_frame_equal(pd.read_csv(path), df)  # plain CSV: no options needed, nor a comment line
+    assert path.read_text().splitlines()[0] == "method,psnr"
+    assert (tmp_path / "r" / "table.csv.provenance.json").is_file()
     prov = read_provenance(path)
     assert prov["profile"] == "smoke" and prov["parameters"] == {"steps": 3} and "commit" in prov["git"]
     assert prov["packages"]["torch"] and prov["wall_seconds"] >= 0

@@ -9,7 +9,7 @@ import yaml
 
 from medtask import cli
 from medtask.errors import InvalidParameterError
-from medtask.pipeline import profiles
+from medtask.pipeline import profiles, schema
 from medtask.pipeline.notebooks import has_outputs
 
 
@@ -96,4 +96,6 @@ def test_documented_rerun_commands_use_real_parameter_names():
             for name in re.findall(r"-p (\w+)=", m.group(2)):
                 assert name in names, f"{doc.name}: `{line.strip()}` sets {name!r}, not a parameter of {m.group(1)}"
                 checked += 1
+            values = profiles.parse_overrides(re.findall(r"-p (\w+=\S+)", m.group(2)))
+            schema.validate(resolve_notebook(m.group(1)), values)  # and a value the schema allows
     assert checked >= 3

@@ -22,8 +22,11 @@ CLASSES = ("background", "polyp")
 
 def colondb_splits(ids: list[str], split_rule: str = "blocks", fractions=(0.6, 0.2, 0.2), gap: int = 0,
                    seed: int = 0) -> dict[str, list[str]]:
-    """The id lists of train/val/test under ``split_rule`` ``"blocks"`` (default) or ``"random"``."""
-    ids = sorted(ids, key=lambda s: int(s) if s.isdigit() else s)
+    """The id lists of train/val/test under ``split_rule`` ``"blocks"`` (default) or ``"random"``.
+
+    ``ids`` must be the frame numbers ``1..N`` (checked by :func:`medtask.data.splits.numbered_ids`).
+    """
+    ids = _splits.numbered_ids(ids, NAME, "images/", ".png")
     if split_rule == "blocks":
         return _splits.block_split(ids, fractions, gap=gap)
     if split_rule == "random":
@@ -41,6 +44,7 @@ def load_colondb(path: Path, split: str, *, size=None, limit=None, split_rule: s
     ids = [p.stem for p in img_dir.glob("*.png")]
     if not ids:
         raise CorruptFileError(f"{NAME}: no images/*.png under {path}; run `medtask data verify {NAME}`.")
+    ids = _splits.numbered_ids(ids, NAME, img_dir, ".png")
     chosen = _splits.select(colondb_splits(ids, split_rule, fractions, gap, seed), split, NAME)
 
     def one(i: str) -> Record:

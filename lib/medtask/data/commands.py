@@ -77,7 +77,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 def _cmd_fetch(args: argparse.Namespace) -> int:
     try:
         path = fetch_dataset(args.name, args.data_root, force=args.force)
-    except MedtaskError as exc:
+    except MedtaskError as exc:  # every fetch failure is a message, never a traceback
         print(f"error: {exc}")
         return 1
     print(f"{args.name}: ready at {path}")

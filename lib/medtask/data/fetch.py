@@ -23,7 +23,7 @@ from typing import Any
 
 from medtask import config
 from medtask.data import manifests
-from medtask.errors import ChecksumError, CorruptFileError, DatasetNotFoundError, MedtaskError
+from medtask.errors import ChecksumError, CorruptFileError, DatasetNotFoundError, DownloadError, MedtaskError
 
 Downloader = Callable[[str, Path, "str | None"], Path]
 
@@ -54,6 +54,7 @@ def default_downloader(url: str, dest_dir: Path, sha256: str | None) -> Path:
         return out
     import pooch
 
+    pooch.get_logger().setLevel("WARNING")  # its "Downloading data from ..." lines would bury our messages
     try:
         return Path(pooch.retrieve(url, known_hash=f"sha256:{sha256}" if sha256 else None, fname=_file_name(url),
                                    path=dest_dir, progressbar=False))
@@ -174,7 +175,7 @@ def fetch(name: str, root: str | os.PathLike | None = None, *, downloader: Downl
         staging = tmp / "dataset"
         staging.mkdir()
         for k, f in enumerate(dl["files"]):
-            got = downloader(f["url"], tmp / "downloads", f.get("sha256"))
+            got = _download(downloader, m, f["url"], tmp / "downloads", f.get("sha256"), target)
             if f["kind"] == "file":
                 _merge(got, staging / _check_member_name(f["dest"], Path(f["url"])))
             else:
@@ -195,6 +196,25 @@ def fetch(name: str, root: str | os.PathLike | None = None, *, downloader: Downl
         return target
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _download(downloader: Downloader, m: dict[str, Any], url: str, dest: Path, sha256: str | None,
+              target: Path) -> Path:
+    """Call ``downloader``; a network failure becomes a one-line :class:`DownloadError` with the manual way."""
+    try:
+        return downloader(url, dest, sha256)
+    except MedtaskError:
+        raise
+    except Exception as exc:  # requests/urllib/pooch errors: no network, DNS, refused, HTTP status
+        if not isinstance(exc, OSError) and "requests" not in type(exc).__module__:
+            raise
+        reason = " ".join(str(exc).split())
+        reason = reason if len(reason) <= 160 else reason[:157] + "..."
+        raise DownloadError(
+            f"cannot download {m['name']} from {url} ({type(exc).__name__}: {reason}); check the network and run "
+            f"`medtask data fetch {m['name']}` again, or download {url} by hand, unpack it to {target}/ as "
+            f"data_manifests/{Path(m['_path']).name} describes, and run `medtask data verify {m['name']}`."
+        ) from exc
 
 
 def _verify_fetched(m: dict[str, Any], copy: dict[str, Any], staging: Path) -> manifests.VerifyReport:

@@ -98,6 +98,22 @@ def how_to_get(manifest: dict[str, Any]) -> str:
     return f"Run `medtask data fetch {manifest['name']}` or set MEDTASK_DATA to the folder that holds it."
 
 
+def by_hand_only(manifest: dict[str, Any]) -> bool:
+    """True when the dataset cannot be downloaded by ``medtask data fetch`` (registration or manual steps)."""
+    dl = manifest.get("download", {})
+    return bool(dl.get("requires_registration") or not dl.get("files"))
+
+
+def fix_hint(manifest: dict[str, Any]) -> str:
+    """What to do about missing or altered files: re-fetch, or (for data obtained by hand) restore them by hand."""
+    name = manifest["name"]
+    if by_hand_only(manifest):
+        return (f"{name} can only be obtained by hand: restore the files from your original download, following "
+                f"the steps in data_manifests/{Path(manifest.get('_path', name + '.yml')).name} "
+                f"(`medtask data fetch {name}` prints them).")
+    return f"Re-fetch with `medtask data fetch {name} --force` (or restore the files by hand)."
+
+
 # --------------------------------------------------------------------------------------------
 # where a dataset is
 # --------------------------------------------------------------------------------------------
@@ -151,6 +167,43 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def hash_cache_path() -> Path:
+    """The per-file sha256 cache: ``<output>/.medtask-cache/file-sha256.json``."""
+    return config.output_root() / ".medtask-cache" / "file-sha256.json"
+
+
+def sha256_files(paths: list[Path]) -> dict[Path, str]:
+    """The sha256 of each file, read from the cache where its path, size and mtime are unchanged.
+
+    A file is hashed once and re-hashed only when its size or modification time changes, so
+    fingerprinting and verifying the same data again costs a ``stat`` per file.
+    """
+    cpath = hash_cache_path()
+    try:
+        cache: dict[str, list] = json.loads(cpath.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    out: dict[Path, str] = {}
+    changed = False
+    for f in paths:
+        st = os.stat(f)
+        key = str(Path(f).resolve())
+        hit = cache.get(key)
+        if hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
+            out[f] = hit[2]
+            continue
+        digest = sha256_file(f)
+        cache[key] = [st.st_size, st.st_mtime_ns, digest]
+        out[f] = digest
+        changed = True
+    if changed:
+        cpath.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cpath.with_name(f"{cpath.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(cache))
+        os.replace(tmp, cpath)
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # verification
 # --------------------------------------------------------------------------------------------
@@ -166,12 +219,19 @@ class VerifyReport:
     layout_problems: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     bad: list[str] = field(default_factory=list)
+    corrupt: list[str] = field(default_factory=list)
     present: bool = True
+    fix: str = ""
 
     @property
     def ok(self) -> bool:
         """True when the dataset is present, its layout matches and no file is missing or altered."""
-        return self.present and not (self.layout_problems or self.missing or self.bad)
+        return self.present and not (self.layout_problems or self.missing or self.bad or self.corrupt)
+
+    def problems(self) -> list[str]:
+        """One line per problem: layout, missing, altered (checksum) and undecodable files."""
+        return ([f"layout: {p}" for p in self.layout_problems] + [f"missing: {p}" for p in self.missing]
+                + [f"checksum mismatch: {p}" for p in self.bad] + [f"cannot be decoded: {p}" for p in self.corrupt])
 
     def summary(self) -> str:
         """A human-readable account (what is wrong and how to fix it)."""
@@ -180,7 +240,7 @@ class VerifyReport:
         head = f"{self.name} ({self.copy} at {self.path}): "
         if self.ok:
             how = f"{self.checked_files} files match their sha256" if self.checksums_used else \
-                "layout OK (no checksum list recorded for this copy)"
+                f"layout OK, {self.checked_files} images decode (no checksums checked)"
             return head + "OK, " + how + "."
         lines = [head + "FAILED"]
         lines += [f"  layout: {p}" for p in self.layout_problems]
@@ -190,15 +250,24 @@ class VerifyReport:
         lines += [f"  checksum mismatch: {p}" for p in self.bad[:20]]
         if len(self.bad) > 20:
             lines.append(f"  ... and {len(self.bad) - 20} more mismatching")
-        lines.append(f"  fix: re-fetch with `medtask data fetch {self.name}` (or restore the files by hand).")
+        lines += [f"  cannot be decoded: {p}" for p in self.corrupt[:20]]
+        if len(self.corrupt) > 20:
+            lines.append(f"  ... and {len(self.corrupt) - 20} more undecodable")
+        lines.append("  fix: " + (self.fix or f"re-fetch with `medtask data fetch {self.name}` "
+                                  "(or restore the files by hand)."))
         return "\n".join(lines)
 
     def raise_for_errors(self) -> None:
         """Raise :class:`ChecksumError` (bad files) or :class:`DatasetNotFoundError` (missing ones)."""
         if self.bad:
+            fix = self.fix or f"Re-fetch with `medtask data fetch {self.name} --force`."
             raise ChecksumError(f"{self.name}: sha256 mismatch for {', '.join(self.bad[:5])}"
-                                f"{' ...' if len(self.bad) > 5 else ''} under {self.path}. Re-fetch with "
-                                f"`medtask data fetch {self.name}` (delete the damaged folder first).")
+                                f"{' ...' if len(self.bad) > 5 else ''} under {self.path}. {fix}")
+        if self.corrupt:
+            from medtask.errors import CorruptFileError
+
+            raise CorruptFileError(f"{self.name}: cannot decode {', '.join(self.corrupt[:5])}"
+                                   f"{' ...' if len(self.corrupt) > 5 else ''} under {self.path}. {self.fix}")
         if self.missing or self.layout_problems or not self.present:
             raise DatasetNotFoundError(self.name, self.path, self.summary())
 
@@ -227,27 +296,62 @@ def verify(name: str, root: str | os.PathLike | None = None, checksums: bool = T
 
 def verify_path(manifest: dict[str, Any], copy: dict[str, Any], path: Path, checksums: bool = True) -> VerifyReport:
     """:func:`verify` for an explicit folder (``fetch`` uses it on the extracted temp folder)."""
-    rep = VerifyReport(manifest["name"], path, copy=copy["folder"])
+    rep = VerifyReport(manifest["name"], path, copy=copy["folder"], fix=fix_hint(manifest))
     rep.layout_problems = check_layout(copy, path)
     cfile = checksum_file(copy)
     if checksums and cfile is not None:
         rep.checksums_used = True
-        for rel, digest in read_checksums(cfile).items():
+        expected = read_checksums(cfile)
+        present = [path / rel for rel in expected if (path / rel).is_file()]
+        got = sha256_files(present)
+        for rel, digest in expected.items():
             f = path / rel
-            if not f.is_file():
+            if f not in got:
                 rep.missing.append(rel)
                 continue
             rep.checked_files += 1
-            if sha256_file(f) != digest:
+            if got[f] != digest:
                 rep.bad.append(rel)
+        return rep
+    # without checksums, at least every image of the layout must decode (a truncated file fails here)
+    for f in _layout_images(copy, path):
+        rep.checked_files += 1
+        if not _decodes(f):
+            rep.corrupt.append(f.relative_to(path).as_posix())
     return rep
 
 
-def fingerprint(name: str, root: str | os.PathLike | None = None) -> str:
-    """A short content digest: sha256 of the copy's checksum list (after a cheap layout check).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".ppm")
 
-    Copies without a checksum list get a digest of their file listing (paths and sizes), prefixed
-    ``listing:``. Phantoms have no files: their fingerprint names the generator version.
+
+def _layout_images(copy: dict[str, Any], path: Path) -> list[Path]:
+    files: set[Path] = set()
+    for entry in copy.get("layout", []):
+        files.update(Path(f) for f in glob.glob(str(path / entry["glob"]), recursive=True))
+    return sorted(f for f in files if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _decodes(path: Path) -> bool:
+    """Whether Pillow decodes the whole image (truncated or damaged files do not)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+        return True
+    except Exception:  # Pillow raises OSError, SyntaxError, ValueError ... on damaged files
+        return False
+
+
+def fingerprint(name: str, root: str | os.PathLike | None = None, *, strict: bool = True) -> str:
+    """A short digest of the data's actual bytes: every file's path and sha256 (after a cheap layout check).
+
+    Each file is hashed once and cached by path, size and mtime (:func:`sha256_files`), so a
+    rerun costs a ``stat`` per file; an edited file changes the fingerprint. A layout that does
+    not match the manifest raises :class:`DatasetNotFoundError`, or with ``strict=False`` is
+    fingerprinted all the same, marked ``layout-mismatch`` (the cache key and the provenance of a
+    run on such data still follow its bytes). Phantoms have no files: their fingerprint names the
+    generator version.
     """
     from medtask.data import phantoms
 
@@ -256,16 +360,40 @@ def fingerprint(name: str, root: str | os.PathLike | None = None) -> str:
     m = load_manifest(name)
     copy, path = find_copy(m["name"], root)
     problems = check_layout(copy, path)
-    if problems:
+    if problems and strict:
         raise DatasetNotFoundError(m["name"], path, "its layout does not match the manifest: " + "; ".join(problems)
                                    + f". Run `medtask data verify {m['name']}`.")
-    cfile = checksum_file(copy)
-    if cfile is not None and cfile.is_file():
-        return f"{copy['folder']}:sha256:{hashlib.sha256(cfile.read_bytes()).hexdigest()[:16]}"
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.name != "PROVENANCE.md")
+    digests = sha256_files(files)
     h = hashlib.sha256()
-    for f in sorted(p for p in path.rglob("*") if p.is_file() and p.name != "PROVENANCE.md"):
-        h.update(f"{f.relative_to(path).as_posix()}\0{f.stat().st_size}\n".encode())
-    return f"{copy['folder']}:listing:{h.hexdigest()[:16]}"
+    for f in files:
+        h.update(f"{f.relative_to(path).as_posix()}\0{digests[f]}\n".encode())
+    mark = ":layout-mismatch" if problems else ""
+    return f"{copy['folder']}{mark}:sha256:{h.hexdigest()[:16]}"
+
+
+def verify_for_chapter(name: str, root: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The check a chapter runs on each of its datasets before training.
+
+    Returns ``{"dataset", "path", "status", "problems", "fix"}`` where ``status`` is ``"verified"``
+    (layout and every checksum match), ``"failed"``, ``"no checksum list"`` (nothing to check
+    against), ``"absent"`` (the loader will say how to get it) or ``"generated"`` (a phantom).
+    """
+    from medtask.data import phantoms
+
+    if phantoms.is_phantom(name):
+        return {"dataset": name, "path": None, "status": "generated", "problems": [], "fix": ""}
+    m = load_manifest(name)
+    try:
+        copy, path = find_copy(m["name"], root)
+    except DatasetNotFoundError:
+        return {"dataset": m["name"], "path": None, "status": "absent", "problems": [], "fix": how_to_get(m)}
+    cfile = checksum_file(copy)
+    if cfile is None or not cfile.is_file():
+        return {"dataset": m["name"], "path": str(path), "status": "no checksum list", "problems": [], "fix": ""}
+    rep = verify_path(m, copy, path, checksums=True)
+    return {"dataset": m["name"], "path": str(path), "status": "verified" if rep.ok else "failed",
+            "problems": rep.problems(), "fix": rep.fix}
 
 
 def status(name: str, root: str | os.PathLike | None = None, checksums: bool = False) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Hashable, Sequence
 
 import numpy as np
 
-from medtask.errors import InvalidParameterError
+from medtask.errors import CorruptFileError, InvalidParameterError
 
 SPLITS = ("train", "val", "test")
 
@@ -22,6 +22,35 @@ def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
         raise InvalidParameterError(f"fractions must be three non-negative numbers summing to 1 (train, val, test), "
                                     f"got {tuple(fractions)}")
     return tuple(float(f) for f in fractions)  # type: ignore[return-value]
+
+
+def numbered_ids(names: Sequence[str], dataset: str, folder: object, suffix: str = "") -> list[str]:
+    """File stems ``1..N`` of a numbered frame sequence, in numeric order, checked before any block split.
+
+    A stem that is not a number (a stray ``junk.png``) or a gap in the numbering (a missing frame,
+    which would shift every later block boundary) raises :class:`CorruptFileError` naming the files.
+    """
+    stray = sorted(n for n in names if not n.isdigit())
+    if stray:
+        shown = ", ".join(f"{n}{suffix}" for n in stray[:10]) + (" ..." if len(stray) > 10 else "")
+        raise CorruptFileError(
+            f"{dataset}: {shown} in {folder} is not a numbered frame (frames are named N{suffix}, N = 1, 2, ...); "
+            f"move it out of the folder, then run `medtask data verify {dataset}`.")
+    ids = sorted(names, key=int)
+    numbers = [int(i) for i in ids]
+    if len(set(numbers)) != len(numbers):
+        dup = sorted({n for n in numbers if numbers.count(n) > 1})
+        raise CorruptFileError(f"{dataset}: frame number(s) {dup} appear twice in {folder} (e.g. 7{suffix} and "
+                               f"007{suffix}); keep one of each, then run `medtask data verify {dataset}`.")
+    expected = set(range(1, max(numbers) + 1)) if numbers else set()
+    missing = sorted(expected - set(numbers))
+    if missing:
+        shown = ", ".join(f"{n}{suffix}" for n in missing[:10]) + (" ..." if len(missing) > 10 else "")
+        raise CorruptFileError(
+            f"{dataset}: frame(s) {shown} missing from {folder} (found {len(numbers)} of 1..{max(numbers)}); "
+            "a block split would silently shift every later boundary. Restore the frame(s) and run "
+            f"`medtask data verify {dataset}`.")
+    return ids
 
 
 def block_split(ids: Sequence[str], fractions: Sequence[float] = (0.6, 0.2, 0.2), gap: int = 0

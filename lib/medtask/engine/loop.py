@@ -12,6 +12,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from medtask.errors import CheckpointError
+
 try:  # tqdm is a dependency, but the loop must not die without it
     from tqdm.auto import tqdm
 except ImportError:  # pragma: no cover
@@ -95,13 +97,53 @@ def _checkpoint_state(strategy: Strategy, step: int, history: list, seconds: flo
     }
 
 
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """Load a :func:`fit` checkpoint safely (``weights_only=True``: tensors and plain containers, no code).
+
+    A truncated, damaged or foreign file raises :class:`CheckpointError` naming the file and the fix.
+    """
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # truncated zip, unpickling refused, wrong format ...
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"checkpoint {path} cannot be read ({type(exc).__name__}: {reason}): it is truncated (an interrupted "
+            "run, copy or a full disk) or not a checkpoint written by medtask's fit(). Delete it and rerun the "
+            "chapter; the training that writes it starts again.") from exc
+    if not isinstance(state, dict) or not isinstance(state.get("modules"), dict):
+        raise CheckpointError(f"checkpoint {path} is not a checkpoint written by medtask's fit() (no 'modules'); "
+                              "delete it and rerun the chapter.")
+    return state
+
+
+def load_state_into(path: str | os.PathLike, kind: str, name: str, target: Any, state: dict) -> None:
+    """``target.load_state_dict(state)``; a missing entry or a shape/key mismatch is a :class:`CheckpointError`."""
+    try:
+        target.load_state_dict(state)
+    except (RuntimeError, KeyError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"checkpoint {path} does not fit the {kind} {name!r} ({first}); it was written by a training with "
+            "other settings (architecture, width, classes). Delete it, or rerun with the settings that wrote it."
+        ) from exc
+
+
 def load_checkpoint(strategy: Strategy, path: str | os.PathLike, schedulers: dict | None = None) -> dict:
     """Restore modules, optimisers, schedulers and strategy state from ``path``; return the raw state."""
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = read_checkpoint(path)
+    for key, entries in (("modules", strategy.modules()), ("optimizers", strategy.optimizers())):
+        missing = [k for k in entries if k not in state.get(key, {})]
+        if missing:
+            raise CheckpointError(f"checkpoint {path} has no {key[:-1]} {missing[0]!r} (it has "
+                                  f"{sorted(state.get(key, {}))}); it was written by another training. Delete it "
+                                  "and rerun the chapter.")
     for k, m in strategy.modules().items():
-        m.load_state_dict(state["modules"][k])
+        load_state_into(path, "network", k, m, state["modules"][k])
     for k, o in strategy.optimizers().items():
-        o.load_state_dict(state["optimizers"][k])
+        load_state_into(path, "optimiser of", k, o, state["optimizers"][k])
     for k, s in (schedulers or {}).items():
         if k in state["schedulers"]:
             s.load_state_dict(state["schedulers"][k])

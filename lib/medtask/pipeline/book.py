@@ -57,6 +57,7 @@ def _report(rec: RunRecord) -> None:
 def run_chapters(
     stems: list[str], profile: str, *, jobs: int = 1, data_root: str | os.PathLike | None = None,
     output_root: str | os.PathLike | None = None, force: bool = False, progress: bool = True,
+    allow_unverified_data: bool = False,
 ) -> list[RunRecord]:
     """Run ``stems`` (cached) on ``profile``: one after the other, or ``jobs`` at once in worker processes.
 
@@ -66,7 +67,8 @@ def run_chapters(
     """
     if jobs < 1:
         raise MedtaskError(f"jobs must be at least 1, got {jobs}")
-    kwargs = dict(data_root=data_root, output_root=output_root, force=force)
+    kwargs = dict(data_root=data_root, output_root=output_root, force=force,
+                  allow_unverified_data=allow_unverified_data)
     if jobs == 1 or len(stems) < 2:
         records = []
         for stem in stems:
@@ -99,7 +101,7 @@ def run_chapters(
 def build_book(
     profile: str = "cpu", *, only: list[str] | None = None, run: bool = True, force: bool = False,
     data_root: str | os.PathLike | None = None, output_root: str | os.PathLike | None = None,
-    progress: bool = True, jobs: int = 1,
+    progress: bool = True, jobs: int = 1, allow_unverified_data: bool = False,
 ) -> tuple[Path, list[RunRecord]]:
     """Run the chapters (cached) on ``profile``, ``jobs`` at a time, then build the HTML into ``<output>/_build/html``."""
     book_chapters = all_chapters()
@@ -110,7 +112,7 @@ def build_book(
     records = []
     if run:
         records = run_chapters(stems, profile, jobs=jobs, data_root=data_root, output_root=output_root,
-                               force=force, progress=progress)
+                               force=force, progress=progress, allow_unverified_data=allow_unverified_data)
     out = config.output_root(output_root)
     src = out / "book"
     copy_static_book(src)

@@ -9,8 +9,24 @@ from pathlib import Path
 from typing import Any
 
 from medtask import config, provenance
+from medtask.errors import DataVerificationError, InvalidParameterError
+from medtask.pipeline import artefacts
 
+#: the first line of tables written before provenance moved to a sidecar file (still read)
 PROVENANCE_PREFIX = "# provenance: "
+#: set to ``1`` by ``medtask run --allow-unverified-data``: chapters then run on data that fails verification
+ALLOW_UNVERIFIED_ENV = "MEDTASK_ALLOW_UNVERIFIED_DATA"
+
+
+def unverified_data_allowed() -> bool:
+    """Whether this run was started with ``--allow-unverified-data``."""
+    return os.environ.get(ALLOW_UNVERIFIED_ENV, "0") == "1"
+
+
+def table_provenance_path(path: str | os.PathLike) -> Path:
+    """The provenance sidecar of a results table: ``<name>.csv.provenance.json``."""
+    p = Path(path)
+    return p.with_name(p.name + ".provenance.json")
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -42,15 +58,23 @@ class Chapter:
     """A notebook's handle on where it writes, with what parameters, from which data.
 
     ``results_dir`` is injected by the pipeline (``medtask run``); run by hand, a notebook
-    writes to ``<output>/results/<profile>/<name>/``. Tables are CSV whose first line is a
-    ``# provenance: {json}`` comment (read them back with :func:`read_table`); JSON files carry
+    writes to ``<output>/results/<profile>/<name>/``. Tables are plain CSV (``pandas.read_csv(path)``
+    reads them) with their provenance in ``<name>.csv.provenance.json`` beside them; JSON files carry
     a ``provenance`` key; figures carry it in their PNG/SVG metadata.
+
+    Before anything trains, each dataset in ``datasets`` that has a checksum list is verified
+    (layout and every file's sha256, cached by size and mtime); a mismatch raises
+    :class:`~medtask.errors.DataVerificationError` naming the dataset and the failing files, unless
+    the run allows unverified data (``medtask run --allow-unverified-data``, or
+    ``allow_unverified_data=True``), in which case a warning box says so on the page and the
+    provenance records it. ``verify_data=False`` skips the check (the data chapter, which reports it).
     """
 
     def __init__(
         self, name: str, *, profile: str = "cpu", parameters: dict[str, Any] | None = None,
         datasets: list[str] | tuple[str, ...] = (), results_dir: str | os.PathLike | None = None,
-        data_root: str | os.PathLike | None = None,
+        data_root: str | os.PathLike | None = None, verify_data: bool = True,
+        allow_unverified_data: bool | None = None,
     ) -> None:
         self.name = name
         self.profile = profile
@@ -61,6 +85,47 @@ class Chapter:
         self.dir.mkdir(parents=True, exist_ok=True)
         self._t0 = time.perf_counter()
         self._static: dict[str, Any] | None = None
+        self.artefacts: list[dict[str, Any]] = []
+        self._git: dict[str, Any] | None = None
+        self._fingerprints: dict[str, str] = {}
+        self.allow_unverified_data = unverified_data_allowed() if allow_unverified_data is None \
+            else bool(allow_unverified_data)
+        self.data_checks: list[dict[str, Any]] = self.verify_data() if verify_data else []
+
+    # -- data --------------------------------------------------------------------------------
+    def verify_data(self) -> list[dict[str, Any]]:
+        """Verify every dataset of the chapter that has a checksum list; stop on a mismatch unless allowed."""
+        from medtask.data import manifests
+
+        checks = []
+        for name in self.datasets:
+            try:
+                checks.append(manifests.verify_for_chapter(name, self.data_root))
+            except InvalidParameterError:  # not a dataset with a manifest: nothing to verify
+                checks.append({"dataset": name, "path": None, "status": "no manifest", "problems": [], "fix": ""})
+        for check in checks:
+            if check["status"] != "failed":
+                continue
+            if not self.allow_unverified_data:
+                raise DataVerificationError(check["dataset"], check["path"], check["problems"], check["fix"],
+                                            chapter=self.name)
+            check["status"] = "failed, used anyway (--allow-unverified-data)"
+        failed = [c for c in checks if c["status"].startswith("failed")]
+        if failed:
+            _show_warning_box(unverified_data_html(failed))
+        return checks
+
+    def data_fingerprints(self, datasets: list[str] | tuple[str, ...] | None = None) -> dict[str, str]:
+        """Fingerprints of the actual bytes of ``datasets`` (default: the chapter's), for artefact keys.
+
+        Computed once per dataset and chapter: the data does not change while a chapter runs.
+        """
+        names = list(self.datasets if datasets is None else datasets)
+        todo = [n for n in names if n not in self._fingerprints]
+        if todo:
+            self._fingerprints.update({k: str(v) for k, v in provenance.dataset_fingerprints(
+                todo, self.data_root).items()})
+        return {n: self._fingerprints[n] for n in names}
 
     # -- provenance --------------------------------------------------------------------------
     def provenance(self) -> dict[str, Any]:
@@ -68,9 +133,12 @@ class Chapter:
         if self._static is None:
             self._static = provenance.collect(profile=self.profile, parameters=self.parameters,
                                               datasets=self.datasets, data_root=self.data_root)
+            self._static["data_checks"] = self.data_checks
+            self._static["allow_unverified_data"] = self.allow_unverified_data
         rec = dict(self._static)
         rec["chapter"] = self.name
         rec["wall_seconds"] = round(time.perf_counter() - self._t0, 2)
+        rec["artefacts"] = list(self.artefacts)
         return rec
 
     @property
@@ -82,18 +150,46 @@ class Chapter:
     def path(self, name: str) -> Path:
         return self.dir / name
 
-    def checkpoint(self, name: str) -> Path:
-        """A checkpoint file for :func:`medtask.engine.fit`: ``<output>/checkpoints/<profile>/<chapter>/``."""
-        p = config.output_root() / "checkpoints" / self.profile / self.name / f"{name}.pt"
-        p.parent.mkdir(parents=True, exist_ok=True)
-        return p
+    def checkpoint(self, name: str, key: dict[str, Any] | None = None) -> Path:
+        """A checkpoint file for :func:`medtask.engine.fit` under ``<output>/checkpoints/<profile>/<chapter>/``.
+
+        With ``key`` (see :meth:`artefact_key`) the file is ``<name>-<digest>.pt``, the digest a short
+        hash of the key: a changed parameter, input checkpoint, dataset or code gives another file,
+        so the training runs again; an unchanged key finds the earlier file and the provenance lists
+        it as reused, with its key and the run that produced it. Without ``key`` the path is
+        ``<name>.pt`` and nothing checks what produced it.
+        """
+        folder = config.output_root() / "checkpoints" / self.profile / self.name
+        folder.mkdir(parents=True, exist_ok=True)
+        if key is None:
+            return folder / f"{name}.pt"
+        path = artefacts.keyed_path(folder, name, key)
+        if self._git is None:
+            self._git = provenance.git_state()
+        producer = {"chapter": self.name, "profile": self.profile, "commit": self._git.get("commit"),
+                    "dirty": self._git.get("dirty")}
+        entry = artefacts.register(path, name, key, producer)
+        self.artefacts = [a for a in self.artefacts if a["path"] != entry["path"]] + [entry]
+        return path
+
+    def artefact_key(self, params: dict[str, Any], *, inputs: dict[str, str | os.PathLike] | None = None,
+                     datasets: list[str] | tuple[str, ...] | None = None, code: tuple[Any, ...] = ()
+                     ) -> dict[str, Any]:
+        """The key of a trained artefact: ``params``, the checkpoints in ``inputs`` (by content hash), the
+        fingerprints of ``datasets`` (default: the chapter's; ``()`` for none) and the source of ``code``."""
+        return artefacts.build_key(params=params, inputs=inputs, data=self.data_fingerprints(datasets), code=code)
+
+    def reused_artefacts(self) -> list[dict[str, Any]]:
+        """The keyed checkpoints this run found already there (finished or partial), with key and producer."""
+        return [a for a in self.artefacts if a["reused"]]
 
     # -- writers -----------------------------------------------------------------------------
     def save_table(self, df: "pandas.DataFrame", name: str, index: bool = False) -> Path:  # noqa: F821
-        """Write ``<name>.csv`` with a provenance comment line first."""
+        """Write ``<name>.csv`` (plain CSV) and its provenance to ``<name>.csv.provenance.json``."""
         path = self.dir / f"{name}.csv"
-        header = PROVENANCE_PREFIX + json.dumps(self.provenance(), default=str) + "\n"
-        _atomic_write_text(path, header + df.to_csv(index=index))
+        _atomic_write_text(table_provenance_path(path),
+                           json.dumps({"provenance": self.provenance(), "table": path.name}, indent=1, default=str))
+        _atomic_write_text(path, df.to_csv(index=index))
         return SavedPath(path)
 
     def save_json(self, obj: Any, name: str) -> Path:
@@ -121,20 +217,48 @@ class Chapter:
 
 
 def read_table(path: str | os.PathLike) -> "pandas.DataFrame":  # noqa: F821
-    """Read a CSV written by :meth:`Chapter.save_table` (the provenance line is skipped)."""
+    """Read a CSV written by :meth:`Chapter.save_table` (plain CSV; an older file's provenance line is skipped)."""
     import pandas as pd
 
-    return pd.read_csv(path, comment=None, skiprows=_provenance_lines(path))
+    return pd.read_csv(path, skiprows=_provenance_lines(path))
 
 
 def read_provenance(path: str | os.PathLike) -> dict[str, Any] | None:
-    """The provenance record of a results CSV or JSON file."""
+    """The provenance record of a results CSV (from its sidecar) or JSON file."""
     p = Path(path)
     if p.suffix == ".json":
         return json.loads(p.read_text()).get("provenance")
-    with open(p) as fh:
+    side = table_provenance_path(p)
+    if side.is_file():
+        return json.loads(side.read_text()).get("provenance")
+    with open(p) as fh:  # tables written before the sidecar carried it in a first comment line
         first = fh.readline()
     return json.loads(first[len(PROVENANCE_PREFIX):]) if first.startswith(PROVENANCE_PREFIX) else None
+
+
+def unverified_data_html(failed: list[dict[str, Any]]) -> str:
+    """The warning box shown on a page whose chapter ran on data that failed verification."""
+    import html
+
+    items = "".join(
+        f"<li><b>{html.escape(c['dataset'])}</b> at <code>{html.escape(str(c['path']))}</code>: "
+        + html.escape("; ".join(c["problems"][:5]) + (f"; ... and {len(c['problems']) - 5} more"
+                                                      if len(c["problems"]) > 5 else "")) + "</li>"
+        for c in failed)
+    return ('<div class="admonition warning"><p class="admonition-title">Unverified data</p>'
+            "<p>This chapter ran with <code>--allow-unverified-data</code> on data that does not match its "
+            f"manifest's checksums, so its numbers are not those of the published dataset:</p><ul>{items}</ul></div>")
+
+
+def _show_warning_box(html_text: str) -> None:
+    """Display ``html_text`` when running inside a notebook kernel (the executed page keeps it)."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import HTML, display
+    except ImportError:  # pragma: no cover - IPython is a dependency of the pipeline
+        return
+    if get_ipython() is not None:
+        display(HTML(html_text))
 
 
 def _provenance_lines(path: str | os.PathLike) -> int:

@@ -12,12 +12,32 @@ from typing import Any
 
 from medtask import config, provenance
 from medtask.errors import MedtaskError
-from medtask.pipeline import cache
+from medtask.pipeline import cache, schema
 from medtask.pipeline.profiles import check_names, load_profile, resolve_notebook
+from medtask.pipeline.results import ALLOW_UNVERIFIED_ENV
 
 
 class ChapterFailedError(MedtaskError):
     """A chapter raised while executing; the partly executed notebook is kept for inspection."""
+
+
+def failure_message(stem: str, profile: str, exc: BaseException, failed: Path) -> str:
+    """The exception's type and message first, then where the executed notebook and full traceback are.
+
+    papermill's :class:`PapermillExecutionError` carries the kernel's exception as ``ename`` and
+    ``evalue``; its ``str()`` starts with the cell source and the traceback, which buries them.
+    """
+    ename, evalue = getattr(exc, "ename", None), getattr(exc, "evalue", None)
+    if ename is None:
+        ename, evalue = type(exc).__name__, str(exc)
+    where = ""
+    if getattr(exc, "exec_count", None) is not None:
+        where = f" (in cell [{exc.exec_count}])"
+    text = str(evalue).strip()
+    if len(text) > 3000:
+        text = text[:3000] + " ..."
+    return (f"chapter {stem!r} failed on profile {profile!r}{where}:\n  {ename}: {text}\n"
+            f"The executed notebook, with the full traceback in its failing cell, is at {failed}.")
 
 
 @dataclass
@@ -42,10 +62,14 @@ def run_notebook(
     notebook: str | Path, profile: str = "cpu", overrides: dict[str, Any] | None = None, *,
     data_root: str | os.PathLike | None = None, output_root: str | os.PathLike | None = None,
     force: bool = False, kernel: str = "python3", progress: bool = True, concurrent: int = 1,
+    allow_unverified_data: bool = False,
 ) -> RunRecord:
     """Run one chapter on ``profile`` with ``overrides``; skip it when the cache says nothing changed.
 
-    ``concurrent`` (recorded in the provenance) is how many chapters the caller runs at once.
+    Parameter names, types and ranges are checked (:mod:`medtask.pipeline.schema`) before a kernel
+    starts. ``allow_unverified_data`` lets the chapter run on data that fails verification (the
+    page then says so in a warning box). ``concurrent`` (recorded in the provenance) is how many
+    chapters the caller runs at once.
     """
     import papermill
 
@@ -53,6 +77,7 @@ def run_notebook(
     stem = nb_path.stem
     params = {**load_profile(stem, profile), **(overrides or {})}
     check_names(nb_path, params)
+    schema.validate(nb_path, params)
     droot = config.data_root(data_root if data_root is not None else params.get("data_root"))
     results = config.results_dir(stem, profile, output_root)
     params.update(profile=profile, results_dir=str(results), data_root=str(droot))
@@ -61,19 +86,24 @@ def run_notebook(
     out_dir.mkdir(parents=True, exist_ok=True)
     executed = out_dir / f"{stem}.ipynb"
     present = cache.data_digest(droot)  # datasets present: they enter the key and the provenance
-    key = cache.cache_key(nb_path, {k: v for k, v in params.items() if k != "results_dir"}, data=present)
+    keyed = {k: v for k, v in params.items() if k != "results_dir"}
+    if allow_unverified_data:  # a run on unverified data is never taken for a verified one
+        keyed["--allow-unverified-data"] = True
+    key = cache.cache_key(nb_path, keyed, data=present)
     if not force and cache.lookup(stem, key, executed, output_root):
         return RunRecord(stem, profile, executed, results, params, cached=True, seconds=0.0)
 
     results.mkdir(parents=True, exist_ok=True)
     partial = out_dir / f".{stem}.running.ipynb"
     failed = out_dir / f"{stem}.failed.ipynb"
-    env_before = {k: os.environ.get(k) for k in ("MEDTASK_OUTPUT", "MEDTASK_PROGRESS")}
+    env_before = {k: os.environ.get(k) for k in ("MEDTASK_OUTPUT", "MEDTASK_PROGRESS", ALLOW_UNVERIFIED_ENV)}
     if output_root is not None:  # the kernel must write where we read
         os.environ["MEDTASK_OUTPUT"] = str(config.output_root(output_root))
     os.environ["MEDTASK_PROGRESS"] = "0"  # no progress bars inside executed chapters
+    os.environ[ALLOW_UNVERIFIED_ENV] = "1" if allow_unverified_data else "0"
     reused = checkpoints_older_than(stem, profile, time.time(), output_root)
     git_at_start = provenance.git_state()  # the code the kernel imports is the code at the start
+    started = time.time()
     t0 = time.perf_counter()
     try:
         papermill.execute_notebook(str(nb_path), str(partial), parameters=params, kernel_name=kernel,
@@ -81,9 +111,7 @@ def run_notebook(
     except Exception as exc:
         if partial.exists():
             os.replace(partial, failed)
-        raise ChapterFailedError(
-            f"chapter {stem!r} failed on profile {profile!r}: {exc.__class__.__name__}: {str(exc)[:2000]}\n"
-            f"The partly executed notebook is at {failed}.") from exc
+        raise ChapterFailedError(failure_message(stem, profile, exc, failed)) from exc
     finally:
         for k, v in env_before.items():
             if v is None:
@@ -100,6 +128,11 @@ def run_notebook(
     record["cache_key"] = key["key"]
     record["reused_checkpoints"] = reused
     record["concurrent_chapters"] = int(concurrent)
+    record["allow_unverified_data"] = bool(allow_unverified_data)
+    chapter_prov = _chapter_provenance(results, started)
+    record["data_checks"] = chapter_prov.get("data_checks", [])
+    record["artefacts"] = chapter_prov.get("artefacts", [])
+    record["datasets_used"] = chapter_prov.get("datasets", {})
     nb = json.loads(partial.read_text())
     stamp_provenance(nb, record)
     partial.write_text(json.dumps(nb, indent=1))
@@ -111,6 +144,17 @@ def run_notebook(
 
 
 PROVENANCE_TAG = "medtask-provenance"
+
+
+def _chapter_provenance(results: Path, since: float) -> dict[str, Any]:
+    """The provenance the chapter wrote in this run (``provenance.json``: data checks, keyed artefacts), if any."""
+    path = results / "provenance.json"
+    try:
+        if path.stat().st_mtime < since:  # left by an earlier run: not this run's record
+            return {}
+        return json.loads(path.read_text()).get("provenance") or {}
+    except (OSError, ValueError):
+        return {}
 
 
 def checkpoints_older_than(stem: str, profile: str, when: float,
@@ -145,13 +189,15 @@ def provenance_markdown(record: dict[str, Any]) -> str:
                      "(`medtask book --jobs`)")
     device = f"CPU: {dev.get('cpu')} ({dev.get('cpu_count')} cores)" + (f"; GPU: {dev['cuda']}" if dev.get("cuda") else "")
     data = ", ".join(f"{k} `{str(v).rsplit(':', 1)[-1][:12]}`"
+                     + (" (layout differs from its manifest)" if "layout-mismatch" in str(v) else "")
                      for k, v in sorted(record.get("datasets", {}).items())) or "none"
     pk = record.get("packages", {})
     pkgs = ", ".join(f"{k} {v}" for k, v in pk.items() if v and k in ("torch", "torchvision", "compressai", "numpy",
                                                                           "pillow-heif", "timm", "monai"))
     params = {k: v for k, v in record.get("parameters", {}).items() if k not in ("results_dir", "data_root")}
     rows = [
-        ("command", f"`medtask run {record.get('chapter')} --profile {record.get('profile')}`"),
+        ("command", f"`medtask run {record.get('chapter')} --profile {record.get('profile')}"
+                    + (" --allow-unverified-data" if record.get("allow_unverified_data") else "") + "`"),
         ("wall time", _duration(record.get("wall_seconds")) + load_txt + (
             f"; **training reused {len(record['reused_checkpoints'])} finished or partial checkpoint(s) from an "
             "earlier run of the same profile, so this is not the time to train from scratch**"
@@ -163,8 +209,22 @@ def provenance_markdown(record: dict[str, Any]) -> str:
         ("parameters", "`" + json.dumps(params, default=str) + "`"),
         ("executed", str(record.get("created"))),
     ]
+    artefacts = record.get("artefacts") or []
+    if artefacts:
+        reused = [a for a in artefacts if a.get("reused")]
+        rows.insert(2, ("trained artefacts", f"{len(artefacts)} keyed checkpoint(s), {len(reused)} reused from an "
+                        "earlier run with the same key (parameters, input checkpoints, data, code): "
+                        + (", ".join(f"`{a['name']}-{a['digest']}`" for a in reused) or "none")))
     table = "\n".join(f"| {k} | {v} |" for k, v in rows)
-    return ("## Provenance of this page\n\nEvery number and figure above was computed when this chapter was "
+    unverified = [c for c in record.get("data_checks") or [] if str(c.get("status", "")).startswith("failed")]
+    box = ""
+    if unverified:
+        items = "\n".join(f"- **{c['dataset']}** at `{c.get('path')}`: " + "; ".join(c.get("problems", [])[:5])
+                          for c in unverified)
+        box = ("```{warning}\nThis chapter ran with `--allow-unverified-data` on data that does not match its "
+               "manifest's checksums, so its numbers are not those of the published dataset:\n\n"
+               f"{items}\n```\n\n")
+    return ("## Provenance of this page\n\n" + box + "Every number and figure above was computed when this chapter was "
             "executed as recorded here (also in the notebook's metadata and in `results/"
             f"{record.get('profile')}/{record.get('chapter')}/run.json`).\n\n| | |\n|---|---|\n{table}\n")
 

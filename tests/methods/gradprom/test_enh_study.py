@@ -28,6 +28,16 @@ def tiny_cfg(**kw):
     return StudyConfig(**{**dict(channels=1, depth=1, width=4, steps=3, rec_steps=3, batch_size=4), **kw})
 
 
+def test_study_checkpoints_land_under_the_tests_temporary_folder(tmp_path):
+    """The study tests' chapters must not fill the user's ``checkpoints/cpu/c_test`` (0.9 GB once)."""
+    from medtask.config import repo_root
+    from medtask.pipeline import Chapter
+
+    for name in ("c_test", "c_seed_test"):
+        ckpt = Chapter(name, results_dir=tmp_path / "res").checkpoint("gradprom").resolve()
+        assert not ckpt.is_relative_to(repo_root()), f"a test checkpoint would be written into the checkout: {ckpt}"
+
+
 def test_run_setting_rows_histories_and_resume(phantom, tmp_path):
     from medtask.pipeline import Chapter
 

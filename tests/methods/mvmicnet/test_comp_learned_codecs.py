@@ -93,3 +93,16 @@ def test_bad_inputs_and_corrupt_bitstreams(mbt):
         other.decode(data)
     with pytest.raises(InvalidParameterError, match="expected"):
         mbt.decode(data, expected_shape=(3, 32, 32))
+
+
+def test_a_flipped_bit_anywhere_in_a_bitstream_is_refused(mbt):
+    """Header included: a flip in the flags, H, W or a length must not decode to another shape or channel count."""
+    for x in (smooth_image(h=64, w=64), smooth_image(c=1, h=37, w=71)):
+        data = mbt.encode(x)[0].data
+        assert mbt.parse(data)[:3] == (x.shape[0], x.shape[1], x.shape[2])
+        for i in range(len(data)):
+            for bit in range(8):
+                flipped = bytearray(data)
+                flipped[i] ^= 1 << bit
+                with pytest.raises(CorruptFileError):
+                    mbt.parse(bytes(flipped))

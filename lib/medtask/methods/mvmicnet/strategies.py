@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medtask.engine.loop import Strategy
+from medtask.engine.loop import Strategy, load_state_into, read_checkpoint
 from medtask.errors import InvalidParameterError
 from medtask.methods.mvmicnet.codecs.bitstream import pad_to_multiple, to_rgb
 from medtask.methods.mvmicnet.codecs.learned import bpp_from_likelihoods, check_lambda, parameter_groups
@@ -114,11 +114,12 @@ def check_lambda2(value: float) -> float:
 
 def load_modules(path, modules: dict[str, nn.Module]) -> None:
     """Load the named modules' weights from a :func:`fit` checkpoint (optimisers are not restored)."""
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = read_checkpoint(path)
     for k, m in modules.items():
         if k not in state["modules"]:
-            raise InvalidParameterError(f"checkpoint {path} has no module {k!r} (it has {list(state['modules'])})")
-        m.load_state_dict(state["modules"][k])
+            raise InvalidParameterError(f"checkpoint {path} has no module {k!r} (it has {list(state['modules'])}); "
+                                        "load the module it was trained for, or delete it and retrain")
+        load_state_into(path, "network", k, m, state["modules"][k])
 
 
 def _images(batch: dict[str, Any], device: torch.device) -> torch.Tensor:

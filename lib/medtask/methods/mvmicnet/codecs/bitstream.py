@@ -7,12 +7,14 @@ Format (one image per bitstream; every integer an unsigned LEB128 varint unless 
     varint      W                       original width
     varint      n                       number of entropy-coded strings (2: y then z)
     n x varint  len_i                   byte length of each string
-    2 bytes     check                   low 16 bits of CRC-32 over (codec tag + strings), big-endian
+    2 bytes     check                   CRC-16/CCITT over (codec tag + every header byte above + strings), big-endian
     ...         strings                 the rANS strings, concatenated
 
 For a 256x256 image that header is 10-12 bytes. The latent shape is not stored: it follows from
 H, W and the codec's downsampling factor (64). ``check`` catches corruption and decoding with a
-different codec/width/tag (the tag is folded into the CRC, so it costs no bytes).
+different codec/width/tag (the tag is folded into the CRC, so it costs no bytes). The check covers
+the header too: a CRC-16 detects every single-bit error, so a flipped bit in the flags, H, W or a
+length is refused instead of decoding to another shape or channel count.
 
 Any input size works: images are padded (edge replication, bottom/right) to a multiple of 64
 and cropped back after decoding. Greyscale ``[1, H, W]`` inputs are handled explicitly: the
@@ -22,7 +24,7 @@ channel (flag bit 0 records it). Four-channel (alpha) input is refused.
 
 from __future__ import annotations
 
-import zlib
+import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -143,11 +145,12 @@ class LearnedCodec:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def _crc(self, strings: Sequence[bytes]) -> int:
-        crc = zlib.crc32(self._tag)
+    def _crc(self, header: bytes, strings: Sequence[bytes]) -> int:
+        crc = binascii.crc_hqx(self._tag, 0xFFFF)
+        crc = binascii.crc_hqx(header, crc)
         for s in strings:
-            crc = zlib.crc32(s, crc)
-        return crc & 0xFFFF
+            crc = binascii.crc_hqx(s, crc)
+        return crc
 
     # -- encode ---------------------------------------------------------------------------
     @torch.inference_mode()
@@ -166,7 +169,7 @@ class LearnedCodec:
             header += _varint(h) + _varint(w) + _varint(len(parts))
             for p in parts:
                 header += _varint(len(p))
-            header += self._crc(parts).to_bytes(2, "big")
+            header += self._crc(bytes(header), parts).to_bytes(2, "big")
             encoded.append(Encoded(bytes(header) + b"".join(parts), h, w))
         return encoded
 
@@ -190,6 +193,7 @@ class LearnedCodec:
             lengths.append(ln)
         if pos + 2 > len(data):
             raise CorruptFileError("learned-codec bitstream is truncated inside its header; re-encode the image")
+        header = bytes(data[:pos])
         check = int.from_bytes(data[pos:pos + 2], "big")
         pos += 2
         if pos + sum(lengths) != len(data):
@@ -200,7 +204,7 @@ class LearnedCodec:
         for ln in lengths:
             strings.append(bytes(data[p:p + ln]))
             p += ln
-        if self._crc(strings) != check:
+        if self._crc(header, strings) != check:
             raise CorruptFileError("learned-codec bitstream failed its checksum: it is corrupt, or it was encoded "
                                    "by a different codec/width/rate point than the one decoding it")
         return channels, h, w, strings
