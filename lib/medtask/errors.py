@@ -29,3 +29,7 @@ class CorruptFileError(MedtaskError):
 
 class InvalidParameterError(MedtaskError, ValueError):
     """A parameter (notebook, model, degradation, strategy ...) is unknown or out of range."""
+
+
+class FolderLayoutError(CorruptFileError):
+    """A dataset folder is laid out wrongly: an empty or missing sub-folder, unpaired files, unknown split names."""
