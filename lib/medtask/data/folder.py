@@ -573,20 +573,10 @@ def _segmentation_classes(index: FolderIndex, name: str, mask_mode: str) -> list
     return ["background", *[f"class {k}" for k in range(1, top + 1)]]
 
 
-def load_folder(path: str | os.PathLike, split: str, *, task: str | None = None, name: str | None = None,
-                classes: str | Sequence[str] | None = None, size: Any = None, limit: int | None = None,
-                split_rule: str = "auto", fractions: Sequence[float] = DEFAULT_FRACTIONS, seed: int = 0,
-                gap: int = 0, mask_mode: str = "auto", drop_degenerate: bool = True, **unknown: Any) -> Dataset:
-    """Load ``split`` of a dataset folder in one of the layouts of the module doc (task detected when not given)."""
-    path = Path(path)
-    name = name or f"{FOLDER_PREFIX}{path}"
-    if unknown:
-        raise InvalidParameterError(f"{name}: unknown options {sorted(unknown)}; folder datasets take task, classes, "
-                                    "split_rule, fractions, seed, gap, mask_mode, drop_degenerate, size, limit")
-    size = parse_size(size)
-    index = index_folder(path, task, classes=classes, split_rule=split_rule, fractions=fractions, seed=seed, gap=gap)
-    chosen = _splits.select(index.splits, split, name)
-    reader: Callable[[str], Record]
+def sample_reader(index: FolderIndex, name: str, *, mask_mode: str = "auto",
+                  drop_degenerate: bool = True) -> Callable[[str], Record]:
+    """``fn(id) -> Record``: decodes one sample of an indexed folder, with the size and annotation checks."""
+    path = index.path
     if index.task == "segmentation":
         def reader(i: str) -> Record:
             ip, mp = index.items[i]
@@ -612,19 +602,59 @@ def load_folder(path: str | os.PathLike, split: str, *, task: str | None = None,
         def reader(i: str) -> Record:
             p, lab = index.items[i]
             return Record(id=i, image=_image(p, name), label=int(lab))
+    return reader
+
+
+def resolve_classes(index: FolderIndex, name: str, mask_mode: str = "auto") -> list[str]:
+    """The dataset's classes: given, from the annotations, or (segmentation) from its masks."""
+    if index.classes is not None:
+        return list(index.classes)
+    # the same classes for every split: from every mask unless they are all binarised
+    jpeg = all(mp.suffix.lower() in (".jpg", ".jpeg") for _, mp in index.items.values())
+    if mask_mode == "binary" or (mask_mode == "auto" and jpeg):
+        return ["background", "foreground"]
+    return _segmentation_classes(index, name, mask_mode)
+
+
+def check_labels(record: Record, classes: Sequence[str], mask_path: Path, name: str) -> None:
+    """Raise :class:`CorruptFileError` when a mask holds a value with no class."""
+    top = int(record.mask.max(initial=0))
+    if top >= len(classes):
+        raise CorruptFileError(f"{name}: mask {mask_path} holds value {top}, but the classes are {list(classes)} "
+                               f"(indices 0..{len(classes) - 1}); give --classes with every class, or, for "
+                               "soft-edged greyscale masks, load with mask_mode='binary' (threshold 128).")
+
+
+def check_folder(index: FolderIndex, name: str, *, mask_mode: str = "auto", drop_degenerate: bool = True) -> list[str]:
+    """Decode every sample once (one at a time) with all the checks; return the dataset's classes."""
+    classes = resolve_classes(index, name, mask_mode)
+    reader = sample_reader(index, name, mask_mode=mask_mode, drop_degenerate=drop_degenerate)
+    for i in index.ids:
+        r = reader(i)
+        if index.task == "segmentation":
+            check_labels(r, classes, index.items[i][1], name)
+    return classes
+
+
+def load_folder(path: str | os.PathLike, split: str, *, task: str | None = None, name: str | None = None,
+                classes: str | Sequence[str] | None = None, size: Any = None, limit: int | None = None,
+                split_rule: str = "auto", fractions: Sequence[float] = DEFAULT_FRACTIONS, seed: int = 0,
+                gap: int = 0, mask_mode: str = "auto", drop_degenerate: bool = True, **unknown: Any) -> Dataset:
+    """Load ``split`` of a dataset folder in one of the layouts of the module doc (task detected when not given)."""
+    path = Path(path)
+    name = name or f"{FOLDER_PREFIX}{path}"
+    if unknown:
+        raise InvalidParameterError(f"{name}: unknown options {sorted(unknown)}; folder datasets take task, classes, "
+                                    "split_rule, fractions, seed, gap, mask_mode, drop_degenerate, size, limit")
+    size = parse_size(size)
+    index = index_folder(path, task, classes=classes, split_rule=split_rule, fractions=fractions, seed=seed, gap=gap)
+    chosen = _splits.select(index.splits, split, name)
+    reader = sample_reader(index, name, mask_mode=mask_mode, drop_degenerate=drop_degenerate)
     records = load_records(chosen, reader, limit, size, desc=f"decoding {name}")
-    cls = index.classes
+    cls = resolve_classes(index, name, mask_mode)
     if index.task == "segmentation":
-        if cls is None:  # the same classes for every split: from every mask unless they are all binarised
-            jpeg = all(mp.suffix.lower() in (".jpg", ".jpeg") for _, mp in index.items.values())
-            binary = mask_mode == "binary" or (mask_mode == "auto" and jpeg)
-            cls = ["background", "foreground"] if binary else _segmentation_classes(index, name, mask_mode)
         for r in records:
-            top = int(r.mask.max(initial=0))
-            if top >= len(cls):
-                raise CorruptFileError(f"{name}: mask {index.items[r.id][1]} holds value {top}, but the classes are "
-                                       f"{cls} (indices 0..{len(cls) - 1}); give --classes with every class, or, for "
-                                       "soft-edged greyscale masks, load with mask_mode='binary' (threshold 128).")
+            check_labels(r, cls, index.items[r.id][1], name)
     info = {"layout": index.layout, "split_rule": index.split_rule, "path": str(path),
             "splits": {s: len(v) for s, v in index.splits.items()}}
     return Dataset(name, split, index.task, cls, records, size=size, info=info)
