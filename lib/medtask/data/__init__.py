@@ -16,7 +16,7 @@ from typing import Any
 
 from medtask.data import manifests, phantoms, sources, user_manifests  # noqa: F401
 from medtask.data import (  # noqa: F401  (importing a loader module registers its loader)
-    arcade, camus, chestxdet, colon, covidct, isic, kodak, lizard, retina, voc,
+    arcade, camus, chestxdet, colon, covidct, isic, kodak, lizard, polyp, retina, voc,
 )
 from medtask.data.io import Dataset, Record, parse_size
 from medtask.data.manifests import DatasetNotFoundError, dataset_dir, fingerprint, load_manifest, status, verify

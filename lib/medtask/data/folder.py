@@ -247,7 +247,8 @@ def _fix(name: str) -> str:
             if name else "replace or remove the file")
 
 
-def _image(path: Path, name: str, channels: int = 3) -> np.ndarray:
+def decode_image(path: Path, name: str, channels: int = 3) -> np.ndarray:
+    """:func:`medtask.data.io.read_image`, with an error that names the dataset and says to replace the file."""
     try:
         return read_image(path, channels)
     except CorruptFileError as exc:
@@ -580,20 +581,20 @@ def sample_reader(index: FolderIndex, name: str, *, mask_mode: str = "auto",
     if index.task == "segmentation":
         def reader(i: str) -> Record:
             ip, mp = index.items[i]
-            img = _image(ip, name)
+            img = decode_image(ip, name)
             mask = read_seg_mask(mp, name, mask_mode)
             check_same_size(img, mask, ip, mp)
             return Record(id=i, image=img, mask=mask)
     elif index.layout == "voc":
         def reader(i: str) -> Record:
             ip, xp = index.items[i]
-            img = _image(ip, name)
+            img = decode_image(ip, name)
             boxes, labels, hw = parse_voc_xml(xp, tuple(index.classes))
             return _detection_record(i, img, boxes, labels, hw, ip, xp, drop_degenerate)
     elif index.layout == "coco":
         def reader(i: str) -> Record:
             it = index.items[i]
-            img = _image(it["file"], name)
+            img = decode_image(it["file"], name)
             boxes = np.asarray(it["boxes"], dtype=np.float32).reshape(-1, 4)
             labels = np.asarray(it["labels"], dtype=np.int64)
             hw = it["hw"] if all(it["hw"]) else None
@@ -601,7 +602,7 @@ def sample_reader(index: FolderIndex, name: str, *, mask_mode: str = "auto",
     else:
         def reader(i: str) -> Record:
             p, lab = index.items[i]
-            return Record(id=i, image=_image(p, name), label=int(lab))
+            return Record(id=i, image=decode_image(p, name), label=int(lab))
     return reader
 
 
