@@ -229,3 +229,12 @@ def test_folder_fingerprint_follows_the_bytes(tmp_path):
     m[0, 0] = 255
     fx.save(m, tmp_path / "masks" / "2.png")
     assert folder.folder_fingerprint(tmp_path) != fp
+
+
+def test_images_without_masks_is_not_taken_for_class_folders(tmp_path):
+    fx.segmentation(tmp_path, n=2)
+    for f in (tmp_path / "masks").iterdir():
+        f.unlink()
+    (tmp_path / "masks").rmdir()
+    with pytest.raises(FolderLayoutError, match="has images/ but no masks/"):
+        folder.detect_task(tmp_path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+
 import folder_fixtures as fx
 import pytest
 import yaml
@@ -10,7 +11,9 @@ import yaml
 import medtask.data as data
 from medtask import provenance
 from medtask.data import commands, sources, user_manifests
-from medtask.errors import ChecksumError, CorruptFileError, DatasetNotFoundError, FolderLayoutError, InvalidParameterError
+from medtask.errors import (
+    ChecksumError, CorruptFileError, DatasetNotFoundError, FolderLayoutError, InvalidParameterError, MedtaskError,
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -154,3 +157,10 @@ def test_moved_folder_is_named_with_the_fix(polyps):
     assert not rep.ok and "is missing" in rep.summary()
     row = next(r for r in commands.list_datasets(root) if r["name"] == "mine")
     assert row["present"] is False and row["verified"] is None
+
+
+def test_add_where_the_manifest_cannot_be_written_says_what_to_do(polyps):
+    src, root = polyps
+    (root / ".medtask").write_text("a file where the manifest folder should be")
+    with pytest.raises(MedtaskError, match="cannot write the manifest.*--data-root"):
+        user_manifests.add("mine", src, root=root)

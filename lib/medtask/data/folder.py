@@ -145,6 +145,10 @@ def detect_layout(path: Path, task: str | None = None) -> str:
         layout = "coco"
     elif (path / "labels.csv").is_file():
         layout = "labels-csv"
+    elif (path / "images").is_dir() != (path / "masks").is_dir():
+        have, lack = ("images", "masks") if (path / "images").is_dir() else ("masks", "images")
+        raise FolderLayoutError(f"folder {path} has {have}/ but no {lack}/: a segmentation folder needs both, paired "
+                                f"by file stem; add {path / lack}/ (the layouts are - {_LAYOUT_HELP}).")
     elif any(d.is_dir() and _visible(d) for d in path.iterdir()):
         layout = "imagefolder"
     else:
@@ -607,7 +611,11 @@ def sample_reader(index: FolderIndex, name: str, *, mask_mode: str = "auto",
 
 
 def resolve_classes(index: FolderIndex, name: str, mask_mode: str = "auto") -> list[str]:
-    """The dataset's classes: given, from the annotations, or (segmentation) from its masks."""
+    """The dataset's classes: given, from the annotations, or (segmentation) from its masks.
+
+    Masks that are not all binarised (JPEG, or ``mask_mode="binary"``) are all read to find the
+    largest value; giving ``classes`` skips that.
+    """
     if index.classes is not None:
         return list(index.classes)
     # the same classes for every split: from every mask unless they are all binarised
@@ -630,7 +638,12 @@ def check_folder(index: FolderIndex, name: str, *, mask_mode: str = "auto", drop
     """Decode every sample once (one at a time) with all the checks; return the dataset's classes."""
     classes = resolve_classes(index, name, mask_mode)
     reader = sample_reader(index, name, mask_mode=mask_mode, drop_degenerate=drop_degenerate)
-    for i in index.ids:
+    ids = index.ids
+    if len(ids) > 200:
+        from tqdm import tqdm
+
+        ids = tqdm(ids, desc=f"checking {name}", leave=False, disable=None)
+    for i in ids:
         r = reader(i)
         if index.task == "segmentation":
             check_labels(r, classes, index.items[i][1], name)

@@ -121,7 +121,14 @@ def add(name: str, path: str | os.PathLike, *, task: str | None = None, classes:
     files = folder.dataset_files(p)
     listing = folder.checksum_lines(p, files)
     d = user_manifest_dir(root)
-    d.mkdir(parents=True, exist_ok=True)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        probe = d / f".{name}.write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise MedtaskError(f"cannot write the manifest of {name!r} to {d} ({exc.__class__.__name__}: {exc}); give a "
+                           "writable data root with --data-root or MEDTASK_DATA.") from exc
     if old is not None and _norm(old["name"]) == _norm(name) and old["name"] != name:
         for f in (Path(old["_path"]), *_paths(old)):
             f.unlink(missing_ok=True)
@@ -220,7 +227,8 @@ class FolderReport:
                 lines.append(f"  ... and {len(items) - 20} more ({what})")
         if self.registered:
             lines.append(f"  fix: restore the files, or, if the change is intended, record it with "
-                         f"`medtask data add {self.name} {self.path}`.")
+                         f"`medtask data add {self.name} {self.path}` (a folder that moved: "
+                         f"`medtask data add {self.name} NEW_PATH --replace`).")
         else:
             lines.append("  fix: lay the folder out as `medtask data add --help` describes (see the book page "
                          "'Run it on your data').")
