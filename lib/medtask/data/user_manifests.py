@@ -141,7 +141,8 @@ def add(name: str, path: str | os.PathLike, *, task: str | None = None, classes:
          "checksums": f"{name}.sha256", "stat": f"{name}.stat.json",
          "fingerprint": f"{name}:sha256:{folder.digest_of_listing(listing)}",
          "added": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
-    header = (f"# Registered with `medtask data add {name} {p} --task {index.task}`; re-run it to update.\n"
+    given = f" --classes {','.join(cls)}" if classes is not None else ""
+    header = (f"# Registered with `medtask data add {name} {p} --task {index.task}{given}`; re-run it to update.\n"
               f"# {name}.sha256 beside this file lists every file's sha256; do not edit by hand.\n")
     (d / f"{name}.yml").write_text(header + yaml.safe_dump(m, sort_keys=False))
     m["_path"] = str(d / f"{name}.yml")
