@@ -132,7 +132,8 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     p.add_argument("path", help="the dataset folder")
     p.add_argument("--task", choices=["segmentation", "detection", "classification"], default=None,
                    help="the task (default: from the folder's layout)")
-    p.add_argument("--classes", default=None, help="class names, comma-separated (segmentation/detection: background is put first)")
+    p.add_argument("--classes", default=None,
+                   help="class names, comma-separated (segmentation/detection: background is put first)")
     p.add_argument("--split-rule", choices=["auto", "file", "blocks", "random"], default="auto",
                    help="how to split when the folder has no split folders or column (default: auto)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random split (default 0)")

@@ -240,15 +240,18 @@ def auto_split(ids: Sequence[str], path: Path, *, split_rule: str = "auto", frac
         rule = (f"contiguous blocks of frame numbers {fr[0]:g}/{fr[1]:g}/{fr[2]:g}"
                 + (f", gap {gap}" if gap else ""))
         return _splits.block_split(ordered, fr, gap=gap), rule
-    return _splits.random_split(ordered, fr, seed=seed), f"seeded random split {fr[0]:g}/{fr[1]:g}/{fr[2]:g} (seed {seed})"
+    rule = f"seeded random split {fr[0]:g}/{fr[1]:g}/{fr[2]:g} (seed {seed})"
+    return _splits.random_split(ordered, fr, seed=seed), rule
 
 
 # --------------------------------------------------------------------------------------------
 # decoding with folder-specific fixes
 # --------------------------------------------------------------------------------------------
 def _fix(name: str) -> str:
-    return (f"replace or remove the file (and its partner){' and re-run `medtask data add`' if not is_folder_name(name) else ''}"
-            if name else "replace or remove the file")
+    if not name:
+        return "replace or remove the file"
+    again = "" if is_folder_name(name) else " and re-run `medtask data add`"
+    return f"replace or remove the file (and its partner){again}"
 
 
 def decode_image(path: Path, name: str, channels: int = 3) -> np.ndarray:
@@ -353,7 +356,8 @@ def _index_segmentation(path: Path, classes: list[str] | None, **kw: Any) -> Fol
         if no_image:
             parts.append(f"{len(no_image)} mask(s) have no image ({_listing([masks[i].name for i in no_image])})")
         raise FolderLayoutError(f"unpaired files in {path}: {'; '.join(parts)}. A mask must have its image's file "
-                                "stem (images/12.jpg <-> masks/12.png); add the missing files or remove the unpaired ones.")
+                                "stem (images/12.jpg <-> masks/12.png); add the missing files or remove the "
+                                "unpaired ones.")
     ids = sorted(images, key=_numeric_key)
     sp, rule = auto_split(ids, path, **kw)
     items = {i: (images[i], masks[i]) for i in ids}
@@ -380,12 +384,14 @@ def _index_voc(path: Path, classes: list[str] | None, **kw: Any) -> FolderIndex:
     if no_img or no_xml:
         parts = []
         if no_img:
-            parts.append(f"{len(no_img)} annotation(s) have no image in JPEGImages/ ({_listing([f'{i}.xml' for i in no_img])})")
+            parts.append(f"{len(no_img)} annotation(s) have no image in JPEGImages/ "
+                         f"({_listing([f'{i}.xml' for i in no_img])})")
         if no_xml:
             parts.append(f"{len(no_xml)} image(s) have no annotation in Annotations/ "
                          f"({_listing([images[i].name for i in no_xml])})")
-        raise FolderLayoutError(f"unpaired files in {path}: {'; '.join(parts)}. Each image needs Annotations/<stem>.xml "
-                                "(one with no <object> for an image without objects); add or remove files.")
+        raise FolderLayoutError(f"unpaired files in {path}: {'; '.join(parts)}. Each image needs "
+                                "Annotations/<stem>.xml (one with no <object> for an image without objects); "
+                                "add or remove files.")
     names = sorted({n for x in xmls.values() for n in _voc_names(x)})
     if classes is None:
         if not names:

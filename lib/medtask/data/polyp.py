@@ -50,8 +50,8 @@ def _load_pairs(name: str, pairs: dict[str, tuple[Path, Path]], sp: dict[str, li
         return Record(id=i, image=img, mask=mask)
 
     size = parse_size(size)
-    return Dataset(name, split, "segmentation", CLASSES, load_records(chosen, one, limit, size, desc=f"decoding {name}"),
-                   size=size, info=info)
+    records = load_records(chosen, one, limit, size, desc=f"decoding {name}")
+    return Dataset(name, split, "segmentation", CLASSES, records, size=size, info=info)
 
 
 def kvasir_splits(ids: list[str], split_rule: str = "random", fractions=(0.6, 0.2, 0.2), seed: int = 0,

@@ -163,8 +163,8 @@ def _require(name: str, root: str | os.PathLike | None) -> dict[str, Any]:
 def _folder_of(m: dict[str, Any]) -> Path:
     p = Path(m["path"])
     if not p.is_dir():
-        raise DatasetNotFoundError(m["name"], p, f"the folder registered by `medtask data add` is gone; put it back, or "
-                                   f"register its new place with `medtask data add {m['name']} NEW_PATH --replace`.")
+        raise DatasetNotFoundError(m["name"], p, "the folder registered by `medtask data add` is gone; put it back, "
+                                   f"or register its new place with `medtask data add {m['name']} NEW_PATH --replace`.")
     return p
 
 
