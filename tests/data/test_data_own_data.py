@@ -164,3 +164,21 @@ def test_add_where_the_manifest_cannot_be_written_says_what_to_do(polyps):
     (root / ".medtask").write_text("a file where the manifest folder should be")
     with pytest.raises(MedtaskError, match="cannot write the manifest.*--data-root"):
         user_manifests.add("mine", src, root=root)
+
+
+def test_tasks_check_task_and_describe_every_kind(polyps, tmp_path):
+    src, root = polyps
+    user_manifests.add("mine", src, root=root)
+    cls = fx.imagefolder(tmp_path / "cls", n=2)
+    assert sources.tasks("mine", root) == ["segmentation"] and sources.tasks(f"folder:{cls}") == ["classification"]
+    assert sources.tasks("phantom-boxes") == ["detection"] and sources.tasks("chestx-det") == ["detection", "segmentation"]
+    assert sources.check_task("mine", "segmentation", root) == "mine"
+    with pytest.raises(InvalidParameterError, match=r"'folder:.*' is a classification dataset; this needs a "
+                                                    r"segmentation dataset.*--task segmentation"):
+        sources.check_task(f"folder:{cls}", "segmentation", root)
+    with pytest.raises(InvalidParameterError, match="is a detection dataset"):
+        sources.check_task("BCCD", "classification")
+    d = sources.describe("mine", root)
+    assert d["kind"] == "registered" and d["label"] == f"mine (registered folder {src.resolve()})"
+    assert d["fingerprint"] == sources.fingerprint("mine", root)
+    assert sources.describe(f"folder:{src}")["kind"] == "folder" and sources.kind("CVC-ColonDB") == "shipped"

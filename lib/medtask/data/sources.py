@@ -10,6 +10,10 @@ A name given to :func:`medtask.data.load` (and to a chapter's ``dataset``/``test
   (equal to the ``folder:`` digest of the same, unchanged folder);
 - a **shipped dataset** (``data_manifests/NAME.yml``): label = its canonical name, fingerprint
   from :func:`medtask.data.manifests.fingerprint`.
+
+A chapter checks its ``dataset`` with :func:`check_task`, loads it with :func:`medtask.data.load`
+and prints :func:`describe` (label and fingerprint); provenance records the same through
+:func:`medtask.provenance.dataset_fingerprints`.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 
 from medtask.data import folder, manifests, phantoms, user_manifests
 from medtask.data.io import Dataset
+from medtask.errors import InvalidParameterError
 
 KINDS = ("phantom", "folder", "registered", "shipped")
 
@@ -85,3 +90,33 @@ def verify(name: str, root: str | os.PathLike | None = None, checksums: bool = T
     if k == "registered":
         return user_manifests.verify(name, root, checksums=checksums)
     return manifests.verify(name, root, checksums=checksums)
+
+
+def tasks(name: str, root: str | os.PathLike | None = None) -> list[str]:
+    """The tasks dataset ``name`` serves (a ``folder:`` path's from its layout)."""
+    k = kind(name, root)
+    if k == "folder":
+        return [folder.detect_task(folder.folder_path(name))]
+    if k == "registered":
+        return [user_manifests.find_user_manifest(name, root)["task"]]
+    if k == "phantom":
+        return [phantoms.PHANTOMS[name.lower().replace("_", "-").strip()][0]]
+    return list(manifests.load_manifest(name)["tasks"])
+
+
+def check_task(name: str, task: str, root: str | os.PathLike | None = None) -> str:
+    """``name`` when it serves ``task``; else :class:`InvalidParameterError` saying what it is and what to give.
+
+    What a chapter calls on its ``dataset``/``test_dataset`` parameter instead of a list of names.
+    """
+    have = tasks(name, root)
+    if task not in have:
+        raise InvalidParameterError(f"dataset {name!r} is a {' and '.join(have)} dataset; this needs a {task} dataset: "
+                                    f"one of `medtask data list` with task {task}, a folder registered with "
+                                    f"`medtask data add NAME PATH --task {task}`, or folder:/path in a {task} layout")
+    return name
+
+
+def describe(name: str, root: str | os.PathLike | None = None) -> dict[str, str]:
+    """``{name, kind, label, fingerprint}`` of a dataset name: what a page prints about the data it used."""
+    return {"name": name, "kind": kind(name, root), "label": label(name, root), "fingerprint": fingerprint(name, root)}
