@@ -47,15 +47,18 @@ def test_add_writes_a_user_manifest_in_the_data_root(polyps, capsys):
     assert not any((src / n).exists() for n in (".medtask", "my-polyps.yml"))  # nothing written into the folder
 
 
-def test_registered_folder_loads_lists_verifies_and_fingerprints(polyps):
+def test_registered_folder_loads_lists_verifies_and_fingerprints(polyps, capsys):
     src, root = polyps
     user_manifests.add("my-polyps", src, task="segmentation", classes="polyp", root=root)
     ds = data.load("MY_polyps", "test", root=root, size=8)
     assert ds.name == "my-polyps" and ds.ids == ["9", "10"] and ds.classes == ["background", "polyp"]
     assert ds[0]["image"].shape == (3, 8, 8) and ds.info["source"].startswith("my-polyps (registered folder ")
-    rows = {r["name"]: r for r in commands.list_datasets(root)}
+    rows = {r["name"]: r for r in commands.list_own_datasets(root)}
     assert rows["my-polyps"]["present"] and rows["my-polyps"]["verified"] and rows["my-polyps"]["n_files"] == 20
-    assert not rows["CVC-ColonDB"]["present"]
+    assert "my-polyps" not in {r["name"] for r in commands.list_datasets(root)}  # the study's datasets only
+    args = _parser().parse_args(["data", "list", "--data-root", str(root)])
+    assert args.func(args) == 0
+    assert "my-polyps" in capsys.readouterr().out
     rep = commands.verify_dataset("my-polyps", root)
     assert rep.ok and "20 files match their sha256" in rep.summary()
     fp = sources.fingerprint("my-polyps", root)
@@ -155,7 +158,7 @@ def test_moved_folder_is_named_with_the_fix(polyps):
         data.load("mine", "train", root=root)
     rep = commands.verify_dataset("mine", root)
     assert not rep.ok and "is missing" in rep.summary()
-    row = next(r for r in commands.list_datasets(root) if r["name"] == "mine")
+    row = next(r for r in commands.list_own_datasets(root) if r["name"] == "mine")
     assert row["present"] is False and row["verified"] is None
 
 
@@ -171,7 +174,8 @@ def test_tasks_check_task_and_describe_every_kind(polyps, tmp_path):
     user_manifests.add("mine", src, root=root)
     cls = fx.imagefolder(tmp_path / "cls", n=2)
     assert sources.tasks("mine", root) == ["segmentation"] and sources.tasks(f"folder:{cls}") == ["classification"]
-    assert sources.tasks("phantom-boxes") == ["detection"] and sources.tasks("chestx-det") == ["detection", "segmentation"]
+    assert sources.tasks("phantom-boxes") == ["detection"]
+    assert sources.tasks("chestx-det") == ["detection", "segmentation"]
     assert sources.check_task("mine", "segmentation", root) == "mine"
     with pytest.raises(InvalidParameterError, match=r"'folder:.*' is a classification dataset; this needs a "
                                                     r"segmentation dataset.*--task segmentation"):

@@ -31,8 +31,12 @@ def list_datasets(root: str | os.PathLike | None = None, checksums: bool = False
                      "studies": ", ".join(sorted({s["study"] for s in m["studies"]})), "present": st["present"],
                      "complete": st["complete"], "verified": st["verified"], "n_files": st["n_files"],
                      "licence": m["licence"]["name"]})
-    rows += [user_manifests.status_row(m, root, checksums=checksums) for m in user_manifests.all_user_manifests(root)]
     return rows
+
+
+def list_own_datasets(root: str | os.PathLike | None = None, checksums: bool = False) -> list[dict[str, Any]]:
+    """One row (the columns of :func:`list_datasets`) per folder registered with ``medtask data add``."""
+    return [user_manifests.status_row(m, root, checksums=checksums) for m in user_manifests.all_user_manifests(root)]
 
 
 def verify_dataset(name: str, root: str | os.PathLike | None = None, checksums: bool = True) -> VerifyReport:
@@ -64,6 +68,7 @@ def format_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 def _cmd_list(args: argparse.Namespace) -> int:
     rows = list_datasets(args.data_root, checksums=args.checksums)
+    rows += list_own_datasets(args.data_root, checksums=args.checksums)
     print(format_table(rows, ["name", "folder", "tasks", "studies", "present", "complete", "verified", "n_files",
                               "licence"]))
     return 0
