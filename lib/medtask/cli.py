@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medtask", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    data = sub.add_parser("data", help="list, verify and fetch datasets")
+    data = sub.add_parser("data", help="list, verify, fetch datasets; add your own folder")
     from medtask.data import commands as data_commands
 
     data_commands.register(data.add_subparsers(dest="data_command", required=True))

@@ -52,3 +52,7 @@ class DownloadError(MedtaskError, ConnectionError):
 
 class CheckpointError(MedtaskError):
     """A checkpoint file is truncated, unreadable or does not fit the network it is loaded into."""
+
+
+class FolderLayoutError(CorruptFileError):
+    """A dataset folder is laid out wrongly: an empty or missing sub-folder, unpaired files, unknown split names."""

@@ -67,15 +67,21 @@ def device_info() -> dict[str, Any]:
 
 
 def dataset_fingerprints(names: list[str], data_root: Any = None) -> dict[str, Any]:
-    """Name -> digest of the actual bytes of each dataset used (see :func:`medtask.data.manifests.fingerprint`)."""
-    from medtask.data import manifests
+    """Label -> digest of the actual bytes of each dataset used (a shipped one's name, ``NAME (registered
+    folder PATH)`` or ``unregistered folder PATH``; see :mod:`medtask.data.sources`). A shipped copy
+    whose layout differs from its manifest is still fingerprinted by its bytes, and marked."""
+    from medtask.data import sources
 
     out: dict[str, Any] = {}
     for name in names:
         try:
-            out[name] = manifests.fingerprint(name, data_root, strict=False)
+            key = sources.label(name, data_root)
+        except Exception:  # an unknown name is recorded under itself
+            key = name
+        try:
+            out[key] = sources.fingerprint(name, data_root, strict=False)
         except Exception as exc:  # a phantom or unverifiable dataset is recorded, not fatal
-            out[name] = f"unavailable: {exc.__class__.__name__}: {exc}"
+            out[key] = f"unavailable: {exc.__class__.__name__}: {exc}"
     return out
 
 

@@ -18,7 +18,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def test_list_on_an_empty_root(tmp_path, capsys):
     rows = commands.list_datasets(tmp_path)
-    assert len(rows) == 13 and not any(r["present"] for r in rows)
+    assert len(rows) == 15 and not any(r["present"] for r in rows)
     assert {"name", "folder", "tasks", "present", "verified", "n_files", "licence"} <= set(rows[0])
     args = _parser().parse_args(["data", "list", "--data-root", str(tmp_path)])
     assert args.func(args) == 0

@@ -16,7 +16,7 @@ from medtask.data import LOADERS
 from medtask.errors import ChecksumError, DatasetNotFoundError, InvalidParameterError
 
 EXPECTED = {"CVC-ColonDB", "ChestX-Det", "ChestX-Det10", "ISIC2018", "COVID-CT", "Lizard", "CAMUS", "DRIVE",
-            "CHASE_DB1", "HRF", "Kodak", "BCCD", "ARCADE"}
+            "CHASE_DB1", "HRF", "Kodak", "BCCD", "ARCADE", "Kvasir-SEG", "CVC-ClinicDB"}
 
 
 def test_every_expected_manifest_exists_and_validates():

@@ -14,9 +14,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from medtask.data import manifests, phantoms
+from medtask.data import manifests, phantoms, sources, user_manifests  # noqa: F401
 from medtask.data import (  # noqa: F401  (importing a loader module registers its loader)
-    arcade, camus, chestxdet, colon, covidct, isic, kodak, lizard, retina, voc,
+    arcade, camus, chestxdet, colon, covidct, isic, kodak, lizard, polyp, retina, voc,
 )
 from medtask.data.io import Dataset, Record, parse_size
 from medtask.data.manifests import DatasetNotFoundError, dataset_dir, fingerprint, load_manifest, status, verify
@@ -33,6 +33,9 @@ def load(name: str, split: str, *, root: str | os.PathLike | None = None, size: 
          limit: int | None = None, **options: Any) -> Dataset:
     """Load ``split`` of dataset ``name`` into memory (``size=(H, W)`` resizes, ``limit=n`` keeps the first n).
 
+    ``name`` may also be ``"folder:/abs/path"`` (a folder in one of the layouts of
+    :mod:`medtask.data.folder`; ``task=`` optional) or a folder registered with ``medtask data add``.
+
     Raises :class:`~medtask.errors.DatasetNotFoundError` (with how to get it) when the dataset is
     absent, :class:`~medtask.errors.CorruptFileError` naming the file when one cannot be decoded
     or a mask does not fit its image, :class:`~medtask.errors.InvalidParameterError` for an
@@ -41,6 +44,8 @@ def load(name: str, split: str, *, root: str | os.PathLike | None = None, size: 
     size = parse_size(size)
     if phantoms.is_phantom(name):
         return phantoms.load_phantom(name, split, size=size, limit=limit, **options)
+    if sources.is_own_data(name, root):  # folder:/path, or a folder registered with `medtask data add`
+        return sources.load(name, split, root=root, size=size, limit=limit, **options)
     canon = manifests.resolve_name(name)
     if canon not in LOADERS:
         raise InvalidParameterError(f"dataset {canon!r} has a manifest but no loader; loaders exist for "
@@ -53,4 +58,4 @@ def load(name: str, split: str, *, root: str | os.PathLike | None = None, size: 
 
 
 __all__ = ["Dataset", "DatasetNotFoundError", "LOADERS", "Record", "available_loaders", "dataset_dir", "fingerprint",
-           "load", "load_manifest", "loader", "manifests", "phantoms", "status", "verify"]
+           "load", "load_manifest", "loader", "manifests", "phantoms", "sources", "status", "user_manifests", "verify"]

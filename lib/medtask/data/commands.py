@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from medtask.data import manifests
+from medtask.data import manifests, sources, user_manifests
 from medtask.data.manifests import VerifyReport
 from medtask.errors import MedtaskError
 
@@ -34,9 +34,20 @@ def list_datasets(root: str | os.PathLike | None = None, checksums: bool = False
     return rows
 
 
+def list_own_datasets(root: str | os.PathLike | None = None, checksums: bool = False) -> list[dict[str, Any]]:
+    """One row (the columns of :func:`list_datasets`) per folder registered with ``medtask data add``."""
+    return [user_manifests.status_row(m, root, checksums=checksums) for m in user_manifests.all_user_manifests(root)]
+
+
 def verify_dataset(name: str, root: str | os.PathLike | None = None, checksums: bool = True) -> VerifyReport:
-    """Layout and per-file sha256 check of one dataset (see :func:`medtask.data.manifests.verify`)."""
-    return manifests.verify(name, root, checksums=checksums)
+    """Layout and per-file sha256 check of one dataset, registered folder or ``folder:`` path (layout only)."""
+    return sources.verify(name, root, checksums=checksums)
+
+
+def add_dataset(name: str, path: str | os.PathLike, task: str | None = None, classes: str | None = None,
+                root: str | os.PathLike | None = None, **options: Any) -> dict[str, Any]:
+    """Check a folder and register it as dataset ``name`` (see :func:`medtask.data.user_manifests.add`)."""
+    return user_manifests.add(name, path, task=task, classes=classes, root=root, **options)
 
 
 def fetch_dataset(name: str, root: str | os.PathLike | None = None, force: bool = False) -> Path:
@@ -57,6 +68,7 @@ def format_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 def _cmd_list(args: argparse.Namespace) -> int:
     rows = list_datasets(args.data_root, checksums=args.checksums)
+    rows += list_own_datasets(args.data_root, checksums=args.checksums)
     print(format_table(rows, ["name", "folder", "tasks", "studies", "present", "complete", "verified", "n_files",
                               "licence"]))
     return 0
@@ -84,8 +96,22 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_add(args: argparse.Namespace) -> int:
+    try:
+        m = add_dataset(args.name, args.path, args.task, args.classes, args.data_root, replace=args.replace,
+                        split_rule=args.split_rule, seed=args.seed)
+    except MedtaskError as exc:
+        print(f"error: {exc}")
+        return 1
+    counts = ", ".join(f"{s} {n}" for s, n in m["splits"]["counts"].items())
+    print(f"{m['name']}: {m['task']} ({m['layout']}), {m['files']} files, classes {', '.join(m['classes'])}; "
+          f"splits {counts} ({m['splits']['rule']}).\nfingerprint {m['fingerprint']}; manifest {m['_path']}.\n"
+          f"use it with `-p dataset={m['name']}` or medtask.data.load({m['name']!r}, 'train').")
+    return 0
+
+
 def register(subparsers: "argparse._SubParsersAction") -> None:
-    """Add ``list``, ``verify NAME`` and ``fetch NAME`` to an argparse sub-parser group."""
+    """Add ``list``, ``verify NAME``, ``fetch NAME`` and ``add NAME PATH`` to an argparse sub-parser group."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data-root", default=None, help="folder holding the datasets (default: $MEDTASK_DATA)")
     p = subparsers.add_parser("list", parents=[common], help="every dataset: present? verified? licence")
@@ -99,3 +125,22 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     p.add_argument("name")
     p.add_argument("--force", action="store_true", help="replace an existing folder that fails verification")
     p.set_defaults(func=_cmd_fetch)
+    p = subparsers.add_parser("add", parents=[common], help="register your own folder of images as dataset NAME",
+                              description="Check a folder (layout, pairing, splits, every image decoded once) and "
+                              "register it: a manifest and a sha256 list go to <data root>/.medtask/manifests/. "
+                              "Layouts - segmentation: images/ + masks/ (same file stems; JPEG masks thresholded at "
+                              "128); detection: Annotations/*.xml + JPEGImages/ (Pascal VOC) or annotations.json + "
+                              "images/ (COCO); classification: one sub-folder per class (optionally under train/ val/ "
+                              "test/) or labels.csv (file,label). Splits: splits.csv (id,split) or splits.json, else "
+                              "blocks of frame numbers, else a seeded random 60/20/20 split.")
+    p.add_argument("name", help="the name to load it by (letters, digits, . _ -)")
+    p.add_argument("path", help="the dataset folder")
+    p.add_argument("--task", choices=["segmentation", "detection", "classification"], default=None,
+                   help="the task (default: from the folder's layout)")
+    p.add_argument("--classes", default=None,
+                   help="class names, comma-separated (segmentation/detection: background is put first)")
+    p.add_argument("--split-rule", choices=["auto", "file", "blocks", "random"], default="auto",
+                   help="how to split when the folder has no split folders or column (default: auto)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random split (default 0)")
+    p.add_argument("--replace", action="store_true", help="point an existing NAME at another folder")
+    p.set_defaults(func=_cmd_add)
