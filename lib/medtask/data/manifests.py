@@ -216,6 +216,7 @@ class VerifyReport:
     copy: str | None = None
     checked_files: int = 0
     checksums_used: bool = False
+    no_checksum_list: bool = False
     layout_problems: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     bad: list[str] = field(default_factory=list)
@@ -239,8 +240,9 @@ class VerifyReport:
             return f"{self.name}: NOT PRESENT at {self.path}."
         head = f"{self.name} ({self.copy} at {self.path}): "
         if self.ok:
+            why = "the manifest has no checksum list" if self.no_checksum_list else "no checksums checked"
             how = f"{self.checked_files} files match their sha256" if self.checksums_used else \
-                f"layout OK, {self.checked_files} images decode (no checksums checked)"
+                f"layout OK, {self.checked_files} images decode ({why})"
             return head + "OK, " + how + "."
         lines = [head + "FAILED"]
         lines += [f"  layout: {p}" for p in self.layout_problems]
@@ -313,6 +315,7 @@ def verify_path(manifest: dict[str, Any], copy: dict[str, Any], path: Path, chec
             if got[f] != digest:
                 rep.bad.append(rel)
         return rep
+    rep.no_checksum_list = cfile is None
     # without checksums, at least every image of the layout must decode (a truncated file fails here)
     for f in _layout_images(copy, path):
         rep.checked_files += 1

@@ -122,9 +122,9 @@ class Chapter:
         """
         names = list(self.datasets if datasets is None else datasets)
         todo = [n for n in names if n not in self._fingerprints]
-        if todo:
-            self._fingerprints.update({k: str(v) for k, v in provenance.dataset_fingerprints(
-                todo, self.data_root).items()})
+        for name in todo:  # provenance keys datasets by their label (canonical name): map back to the name asked
+            (digest,) = provenance.dataset_fingerprints([name], self.data_root).values()
+            self._fingerprints[name] = str(digest)
         return {n: self._fingerprints[n] for n in names}
 
     # -- provenance --------------------------------------------------------------------------
