@@ -82,7 +82,7 @@ def plot_cosine_diagnostics(log: Any):
     return fig
 
 
-def plot_metric_by_sigma(df: Any, metric: str = "psnr", strategies: Sequence[str] | None = None):
+def plot_metric_by_sigma(df: Any, metric: str = "psnr_db", strategies: Sequence[str] | None = None):
     """Study C: one panel per setting: ``metric`` against σ, one line per strategy."""
     settings = list(dict.fromkeys(df["setting"]))
     fig, axes = plt.subplots(1, len(settings), figsize=(4.2 * len(settings), 3.2), squeeze=False)

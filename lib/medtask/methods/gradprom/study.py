@@ -30,6 +30,7 @@ from torchvision.transforms.functional import rgb_to_grayscale
 
 from medtask.config import get_device
 from medtask.engine import RandomBatches, TrainResult, fit
+from medtask.engine.predict import predict
 from medtask.errors import InvalidParameterError
 from medtask.methods.gradprom.degradations import Degradation, make_degradation
 from medtask.methods.gradprom.networks import build_enhancer
@@ -37,13 +38,11 @@ from medtask.methods.gradprom.strategies import (
     STRATEGIES,
     Auxiliary,
     DegradeBatch,
-    EnhancerOnly,
     RecogniserOnly,
-    TaskDrivenEnhancement,
     make_strategy,
 )
 from medtask.metrics.classification import classification_metrics
-from medtask.metrics.image import psnr, ssim
+from medtask.metrics.image import image_quality
 from medtask.metrics.segmentation import SegmentationMeter
 from medtask.nn.classifiers import build_classifier
 from medtask.nn.unet import build_unet
@@ -203,44 +202,29 @@ def _enhancer(cfg: StudyConfig, scale: int) -> nn.Module:
                           batch_norm=cfg.batch_norm).to(cfg.torch_device)
 
 
-@torch.inference_mode()
 def enhance(enhancer: nn.Module, images: torch.Tensor, batch_size: int = 32, device: torch.device | str = "cpu") -> torch.Tensor:
     """Run ``enhancer`` in evaluation mode over ``images`` in batches; output clamped to [0, 1], on the CPU."""
-    was = enhancer.training
-    enhancer.eval()
-    out = [enhancer(images[i:i + batch_size].to(device)).clamp(0, 1).cpu() for i in range(0, len(images), batch_size)]
-    enhancer.train(was)
-    return torch.cat(out)
+    return torch.cat(predict(enhancer, images, batch_size=batch_size, device=device,
+                             output=lambda out: out.clamp(0, 1).cpu()))
 
 
-@torch.inference_mode()
 def recognise(net: nn.Module, images: torch.Tensor, task: str, test: DegradedTestSet, batch_size: int = 32,
               device: torch.device | str = "cpu") -> dict[str, float]:
     """Task metrics of ``net`` on ``images``: accuracy / balanced accuracy / AUC, or mIoU / Dice."""
-    was = net.training
-    net.eval()
-    try:
-        if task == "classification":
-            probs = torch.cat([torch.softmax(net(images[i:i + batch_size].to(device)), 1).cpu()
-                               for i in range(0, len(images), batch_size)])
-            return classification_metrics(probs, test.labels)
-        meter = SegmentationMeter(output_classes_seg(net))
-        for i in range(0, len(images), batch_size):
-            meter.update(net(images[i:i + batch_size].to(device)).argmax(1).cpu(), test.masks[i:i + batch_size])
-        m = meter.compute()
-        return {"miou": m["miou"], "dice": m["dice"]}
-    finally:
-        net.train(was)
+    if task == "classification":
+        probs = predict(net, images, batch_size=batch_size, device=device, output=lambda out: torch.softmax(out, 1).cpu())
+        return classification_metrics(torch.cat(probs), test.labels)
+    meter = SegmentationMeter(output_classes_seg(net))
+    maps = predict(net, images, batch_size=batch_size, device=device, output=lambda out: out.argmax(1).cpu())
+    for i, pred in zip(range(0, len(images), batch_size), maps):
+        meter.update(pred, test.masks[i:i + batch_size])
+    m = meter.compute()
+    return {"miou": m["miou"], "dice": m["dice"]}
 
 
 def output_classes_seg(net: nn.Module) -> int:
     """Number of classes a segmenter predicts."""
     return int(getattr(net, "num_classes", 2))
-
-
-def image_quality(enhanced: torch.Tensor, clean: torch.Tensor) -> dict[str, float]:
-    """Mean PSNR (dB) and SSIM over a test set."""
-    return {"psnr": float(psnr(enhanced, clean).mean()), "ssim": float(ssim(enhanced, clean).mean())}
 
 
 # -- one setting ----------------------------------------------------------------------------------
@@ -315,7 +299,7 @@ def run_setting(cfg: StudyConfig, train: Sequence[dict[str, Any]], test: Sequenc
     rows, histories, enhancers, recs, enhanced = [], {}, {}, {}, {}
 
     def evaluate(name: str, images: torch.Tensor, judges: dict[str, nn.Module], judged_by: str) -> None:
-        row = {**setting, "strategy": name, **image_quality(images, testset.clean), "task_model": judged_by}
+        row = {**setting, "strategy": name, **image_quality(images, testset.clean, structure="ssim"), "task_model": judged_by}
         for task, net in judges.items():
             row.update(recognise(net, images, task, testset, cfg.eval_batch, dev))
         rows.append(row)
@@ -330,7 +314,7 @@ def run_setting(cfg: StudyConfig, train: Sequence[dict[str, Any]], test: Sequenc
         torch.manual_seed(cfg.seed)
         enh = _enhancer(cfg, degradation.scale)
         if name == "benchmark-i":
-            strat = EnhancerOnly(enh, lr=cfg.lr)
+            strat = make_strategy(name, enhancer=enh, lr=cfg.lr)
             judges, judged_by = clean_recognisers, "benchmark-ii"
         else:
             if name == "frozen":
@@ -338,16 +322,15 @@ def run_setting(cfg: StudyConfig, train: Sequence[dict[str, Any]], test: Sequenc
             else:
                 nets = {t: build_recogniser(cfg, t) for t in cfg.tasks}
             auxes = [Auxiliary(n, t, name=t) for t, n in nets.items()]
-            combiner = {"joint": "sum", "frozen": "sum", "gradprom": "gate", "gradprom-lemma": "lemma"}[name]
-            strat = TaskDrivenEnhancement(enh, auxes, lam=cfg.lam, combiner=combiner, freeze_recogniser=name == "frozen",
-                                          per_layer=cfg.per_layer, lr=cfg.lr, lr_recogniser=cfg.lr_rec, name=name)
+            strat = make_strategy(name, enhancer=enh, recogniser=auxes, lam=cfg.lam, lr=cfg.lr,
+                                  lr_recogniser=cfg.lr_rec, per_layer=cfg.per_layer)
             judges, judged_by = nets, "own"
             recs[name] = nets
         histories[name] = _fit(strat, batches, cfg.steps, chapter, f"{tag}_{name}")
         enhancers[name] = enh
         enhanced[name] = enhance(enh, testset.degraded, cfg.eval_batch, dev)
         evaluate(name, enhanced[name], judges, judged_by)
-    clean_row = {**setting, "strategy": "clean (upper bound)", "psnr": float("inf"), "ssim": 1.0, "task_model": "benchmark-ii"}
+    clean_row = {**setting, "strategy": "clean (upper bound)", "psnr_db": float("inf"), "ssim": 1.0, "task_model": "benchmark-ii"}
     for task, net in clean_recognisers.items():
         clean_row.update(recognise(net, testset.clean, task, testset, cfg.eval_batch, dev))
     rows.append(clean_row)
