@@ -45,3 +45,9 @@ def test_bad_fractions_and_groups():
     with pytest.raises(InvalidParameterError, match="no split"):
         splits.select({"train": ["a"], "test": ["b"]}, "val", "X")
     assert splits.select({"train": ["a"], "val": ["c"], "test": ["b"]}, "trainval", "X") == ["a", "c"]
+
+
+def test_colondb_split_boundaries_follow_the_block_split():
+    from medtask.data.colon import split_boundaries
+
+    assert split_boundaries([str(i) for i in range(1, 381)]) == [(228.5, "train | val"), (304.5, "val | test")]

@@ -117,3 +117,16 @@ def test_documented_rerun_commands_use_real_parameter_names():
                 assert name in names, f"{doc.name}: `{line.strip()}` sets {name!r}, not a parameter of {m.group(1)}"
                 checked += 1
     assert checked >= 3
+
+
+def test_chapter_parameters_are_read_from_the_run_not_relisted():
+    from medtask.pipeline.parameters import chapter_parameters, parameter_names
+
+    nb = profiles.resolve_notebook("00_data")
+    names = parameter_names(nb)
+    assert names == list(profiles.parameter_cell(nb))
+    run = {n: f"value of {n}" for n in names}
+    params = chapter_parameters("00_data", run)
+    assert set(params) == set(names) - set(profiles.PIPELINE_PARAMETERS) and params["seed"] == "value of seed"
+    with pytest.raises(InvalidParameterError, match="not defined"):
+        chapter_parameters("00_data", {})

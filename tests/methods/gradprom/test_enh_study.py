@@ -1,6 +1,7 @@
 """The study helpers end to end on phantoms: one setting, diagnostics, CAMs, the two-label crop dataset."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -100,3 +101,15 @@ def test_step_cost_times_every_variant_against_joint(phantom):
     assert (cost["ms_per_step"] > 0).all() and cost.loc["joint", "ratio_to_joint"] == 1.0
     text = describe_step_cost(cost.reset_index(), target=1e9)
     assert f"**{cost.loc['gradprom', 'ratio_to_joint']:.2f}×**" in text and "within the 1000000000.0× target" in text
+
+
+def test_delta_and_grid_claims_read_the_table():
+    from medtask.methods.gradprom.report import delta, grid_claims
+
+    rows = [{"setting": "supervised", "sigma": 0.1, "strategy": s, "psnr_db": p, "miou": m}
+            for s, p, m in [("gradprom", 30.0, 0.6), ("frozen", 29.0, 0.5), ("joint", 29.5, 0.4), ("benchmark-i", 28.0, 0.3)]]
+    table = pd.DataFrame(rows)
+    assert delta(table, "gradprom", "frozen", setting="supervised", sigma=0.1) == pytest.approx(1.0)
+    (line,) = grid_claims(table, ["supervised"], [0.1], "miou", "mIoU", task_against=("joint", "frozen"))
+    assert line == ("- supervised, σ=0.1: GradProm − Frozen = +1.000 dB, GradProm − Joint = +0.500 dB, "
+                    "GradProm − Benchmark-i = +2.000 dB; mIoU GradProm − Joint = +0.200, GradProm − Frozen = +0.100.")

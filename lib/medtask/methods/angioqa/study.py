@@ -18,7 +18,7 @@ The published numbers and the protocol's summary table are in :mod:`medtask.meth
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -272,3 +272,21 @@ def arcade_images(size: int, data_root: Any = None, limit: int | None = None) ->
         img = F.interpolate(img[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
         out.append({"image": img.clamp(0, 1), "id": f"ARCADE/{s['id']}"})
     return out
+
+
+def run_arms(train_set: Sequence[dict[str, Any]], test_set: Sequence[dict[str, Any]], *,
+             checkpoint: Callable[[str], Any] | None = None, log: Callable[[str], None] = print,
+             arms: Sequence[str] = tuple(ARMS), **kw: Any) -> tuple[list[dict[str, Any]], dict[str, nn.Module]]:
+    """:func:`run_arm` for every arm (same data, steps and settings ``kw``): their rows and trained networks.
+
+    ``checkpoint(slug)`` gives each arm's checkpoint path (slug: the arm's name, lower case, ``_`` for others).
+    """
+    rows, models = [], {}
+    for name in arms:
+        slug = "".join(c if c.isalnum() else "_" for c in name.lower())
+        model, row = run_arm(name, train_set, test_set, checkpoint=checkpoint(slug) if checkpoint else None, **kw)
+        models[name] = model
+        rows.append(row)
+        log(f"{name:26s} params {row['params']:>11,}  {row['train_s_per_step']:.2f} s/step  "
+            f"dice {row['dice']:.3f}  acc {row['accuracy']:.3f}")
+    return rows, models

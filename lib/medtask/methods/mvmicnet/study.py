@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -351,3 +351,34 @@ def run_sweep(study: CompressionStudy, lambdas: Sequence[float], lambda2: float,
                  {"learned": t_learned, "total": time.perf_counter() - t0, **study.timings})
 
 
+
+
+def lambda2_ablation(study_for_seed: Callable[[int], CompressionStudy], seeds: Sequence[int], lambda1: float,
+                     lambda2s: Sequence[float]) -> tuple[pd.DataFrame, CompressionStudy]:
+    """MVMICNet at one rate point (``lambda1``) for every λ2 in ``lambda2s``, trained once per seed
+    (``study_for_seed(seed)`` builds that seed's study): one results row each, with ``lambda2`` and ``seed``;
+    and the last seed's study (for its timings)."""
+    rows = []
+    for s in seeds:
+        study = study_for_seed(s)
+        for lam2 in lambda2s:
+            codec, s1, s2 = study.mvmicnet(1, lambda1, lam2, tag=f"l2_{lam2:g}")
+            d = run_learned(codec, study.specs[study.mvmicnet_arch], f"l2-{lam2:g}", study.test_images, "MVMICNet", 1)
+            rows.append(study.row(d, study.scores(s1, d.images), study.scores(s2, d.images), lambda2=lam2, seed=s))
+    return pd.DataFrame(rows), study
+
+
+def fig4_panels(sweep: Sweep, study: CompressionStudy, idx: Sequence[int], device: torch.device,
+                point: int = 1) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    """The columns of MVMICNet's Fig. 4 for test images ``idx`` at rate ``point``: ERFNet on the originals, on
+    HEVC-intra and Cheng2020 reconstructions (where run), MVMICNet stage 1 and stage 2 on its own."""
+    orig = study.test_images[idx]
+    panels = [("ERFNet on original", orig, predict_masks(sweep.task_net, orig, device))]
+    for key, label in (("hevc-intra", "HEVC-intra"), ("cheng2020-anchor", "Cheng2020")):
+        if (key, point) in sweep.decoded:
+            d = sweep.decoded[(key, point)]
+            panels.append((f"{label} {d.bpp[idx].mean():.3f} bpp", d.images[idx], predict_masks(sweep.task_net, d.images[idx], device)))
+    d = sweep.decoded[("mvmicnet", point)]
+    s1, s2 = sweep.stage_nets[point]
+    return panels + [(f"MVMICNet s1 {d.bpp[idx].mean():.3f} bpp", d.images[idx], predict_masks(s1, d.images[idx], device)),
+                     ("MVMICNet stage 2", d.images[idx], predict_masks(s2, d.images[idx], device))]
