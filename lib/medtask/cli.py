@@ -48,11 +48,11 @@ def _cmd_profiles(args: argparse.Namespace) -> int:
 
 
 def _cmd_clean(args: argparse.Namespace) -> int:
-    from medtask.pipeline.notebooks import strip_outputs
+    from medtask.pipeline.notebooks import sync_text_sources
     from medtask.pipeline.profiles import notebooks_dir
 
-    changed = [p.name for p in sorted(notebooks_dir().glob("*.ipynb")) if strip_outputs(p)]
-    print("stripped outputs from: " + (", ".join(changed) if changed else "nothing (all clean)"))
+    written = sync_text_sources(notebooks_dir())
+    print("folded into notebooks/<stem>.md (no outputs): " + (", ".join(written) if written else "nothing (all clean)"))
     return 0
 
 
@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     prof.add_argument("notebook", nargs="?", help="one chapter (default: all)")
     prof.set_defaults(func=_cmd_profiles)
 
-    clean = sub.add_parser("clean-notebooks", help="strip outputs from notebooks/*.ipynb before committing")
+    clean = sub.add_parser("clean-notebooks", help="fold notebooks/*.ipynb saved by a tool back into the text chapters")
     clean.set_defaults(func=_cmd_clean)
     return parser
 

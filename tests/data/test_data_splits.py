@@ -74,3 +74,9 @@ def test_block_split_names_a_stray_file_and_refuses_a_missing_frame(tmp_path):
     (d / "images" / "5.png").unlink()  # a missing frame would shift every later boundary by one
     with pytest.raises(CorruptFileError, match=r"frame\(s\) 5\.png missing"):
         load_colondb(d, "test")
+
+
+def test_colondb_split_boundaries_follow_the_block_split():
+    from medtask.data.colon import split_boundaries
+
+    assert split_boundaries([str(i) for i in range(1, 381)]) == [(228.5, "train | val"), (304.5, "val | test")]

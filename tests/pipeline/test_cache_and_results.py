@@ -21,10 +21,8 @@ def test_cache_key_depends_on_parameters_notebook_and_lib(tmp_path, monkeypatch)
     assert cache.cache_key(nb, {"a": 1}, tmp_path)["key"] == k1["key"]
     assert cache.cache_key(nb, {"a": 2}, tmp_path)["key"] != k1["key"]
 
-    copy = tmp_path / "nb.ipynb"
-    data = json.loads(nb.read_text())
-    data["cells"].append({"cell_type": "markdown", "metadata": {}, "source": "one more line"})
-    copy.write_text(json.dumps(data))
+    copy = tmp_path / "nb.md"
+    copy.write_text(nb.read_text() + "\n+++\n\none more line\n")
     assert cache.cache_key(copy, {"a": 1}, tmp_path)["notebook"] != k1["notebook"]
 
     monkeypatch.setattr(cache, "lib_digest", lambda: "changed")

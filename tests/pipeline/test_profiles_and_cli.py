@@ -10,7 +10,7 @@ import yaml
 from medtask import cli
 from medtask.errors import InvalidParameterError
 from medtask.pipeline import profiles, schema
-from medtask.pipeline.notebooks import has_outputs
+from medtask.pipeline.notebooks import has_outputs, read_chapter
 
 
 def test_every_chapter_has_a_notebook_profiles_and_a_clean_parameters_cell():
@@ -23,7 +23,10 @@ def test_every_chapter_has_a_notebook_profiles_and_a_clean_parameters_cell():
             assert required in params, f"{stem} lacks parameter {required}"
         for prof in profiles.PROFILES:
             profiles.check_names(nb, profiles.load_profile(stem, prof))
+        assert nb.suffix == ".md", f"{stem}'s source must be the MyST text notebook notebooks/{stem}.md"
         assert not has_outputs(nb), f"{nb} is committed with outputs: run `medtask clean-notebooks`"
+        first_code = next(c for c in read_chapter(nb).cells if c.cell_type == "code")
+        assert "parameters" in first_code.metadata.get("tags", []), f"{stem}: the first code cell must be tagged parameters"
 
 
 def test_unknown_parameter_is_an_error():
@@ -65,7 +68,7 @@ def test_profile_files_have_the_three_profiles():
     for path in (profiles.notebooks_dir() / "profiles").glob("*.yml"):
         data = yaml.safe_load(path.read_text())
         assert set(profiles.PROFILES) <= set(data), path
-        assert (profiles.notebooks_dir() / f"{path.stem}.ipynb").is_file(), f"{path} has no notebook"
+        assert (profiles.notebooks_dir() / f"{path.stem}.md").is_file(), f"{path} has no chapter notebook"
 
 
 def test_strip_outputs(tmp_path):
@@ -76,6 +79,23 @@ def test_strip_outputs(tmp_path):
     from medtask.pipeline.notebooks import strip_outputs
 
     assert has_outputs(p) and strip_outputs(p) and not has_outputs(p) and not strip_outputs(p)
+
+
+def test_clean_notebooks_folds_a_saved_ipynb_back_into_text(tmp_path):
+    """An .ipynb saved beside the chapters becomes notebooks/<stem>.md without outputs, parameters tag kept."""
+    from medtask.pipeline.notebooks import sync_text_sources, write_ipynb
+
+    md = tmp_path / "x.md"
+    write_ipynb(profiles.resolve_notebook("00_data"), tmp_path / "x.ipynb")
+    nb = json.loads((tmp_path / "x.ipynb").read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    code[1]["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "run output"}]
+    code[1]["execution_count"] = 2
+    (tmp_path / "x.ipynb").write_text(json.dumps(nb))
+    assert sync_text_sources(tmp_path) == ["x"] and md.is_file()
+    assert "run output" not in md.read_text() and not has_outputs(md)
+    assert profiles.parameter_cell(md) == profiles.parameter_cell(profiles.resolve_notebook("00_data"))
+    assert sync_text_sources(tmp_path) == [], "an .ipynb older than its text source is left alone"
 
 
 def test_documented_rerun_commands_use_real_parameter_names():
@@ -99,3 +119,16 @@ def test_documented_rerun_commands_use_real_parameter_names():
             values = profiles.parse_overrides(re.findall(r"-p (\w+=\S+)", m.group(2)))
             schema.validate(resolve_notebook(m.group(1)), values)  # and a value the schema allows
     assert checked >= 3
+
+
+def test_chapter_parameters_are_read_from_the_run_not_relisted():
+    from medtask.pipeline.parameters import chapter_parameters, parameter_names
+
+    nb = profiles.resolve_notebook("00_data")
+    names = parameter_names(nb)
+    assert names == list(profiles.parameter_cell(nb))
+    run = {n: f"value of {n}" for n in names}
+    params = chapter_parameters("00_data", run)
+    assert set(params) == set(names) - set(profiles.PIPELINE_PARAMETERS) and params["seed"] == "value of seed"
+    with pytest.raises(InvalidParameterError, match="not defined"):
+        chapter_parameters("00_data", {})

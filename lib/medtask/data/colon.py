@@ -34,6 +34,16 @@ def colondb_splits(ids: list[str], split_rule: str = "blocks", fractions=(0.6, 0
     raise InvalidParameterError(f"split_rule must be 'blocks' or 'random', got {split_rule!r}")
 
 
+def split_boundaries(ids: list[str], **split_options: Any) -> list[tuple[float, str]]:
+    """Where the split changes along the frame ids: ``(id halfway between the two frames, "train | val")``, ...
+
+    ``split_options`` are those of :func:`colondb_splits` (default: the block split the chapters use).
+    """
+    parts = colondb_splits(ids, **split_options)
+    order = [name for name in ("train", "val", "test") if parts.get(name)]
+    return [((int(parts[a][-1]) + int(parts[b][0])) / 2, f"{a} | {b}") for a, b in zip(order, order[1:])]
+
+
 @loader("CVC-ColonDB")
 def load_colondb(path: Path, split: str, *, size=None, limit=None, split_rule: str = "blocks",
                  fractions=(0.6, 0.2, 0.2), gap: int = 0, seed: int = 0, **unknown: Any) -> Dataset:

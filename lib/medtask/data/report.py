@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from medtask.data import commands, manifests
+from medtask.data import commands, manifests, phantoms
 from medtask.data.io import Dataset
 
 #: The splits the data chapter describes, per dataset present here.
@@ -129,3 +129,14 @@ def describe(name: str, splits: tuple[str, ...] | None = None, root: str | os.Pa
         del ds
     grid = load(name, grid_split or splits[-1], root=root, limit=grid_samples)
     return rows, grid
+
+
+def phantom_samples(n: int = 4, size: int = 96, seed: int = 0, split: str = "val") -> dict[str, Dataset]:
+    """``n`` samples of every phantom (:data:`medtask.data.phantoms.PHANTOMS`), by name."""
+    return {name: phantoms.load_phantom(name, split, size=(size, size), n=n, seed=seed) for name in phantoms.PHANTOMS}
+
+
+def neighbour_summary(diff: np.ndarray, ref: np.ndarray) -> dict[str, Any]:
+    """Consecutive-frame differences (:func:`neighbour_difference`) against distant pairs (:func:`random_pair_difference`)."""
+    return {"neighbour_median": float(np.median(diff)), "random_pair_median": float(np.median(ref)),
+            "neighbour_pairs_above_random_median": int((diff > np.median(ref)).sum()), "n_pairs": int(len(diff))}

@@ -54,7 +54,7 @@ def ms_ssim(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0, r
     return _reduce(_ms_ssim(pred, target, data_range=data_range, size_average=False), reduction)
 
 
-# -- Study A (compression): PSNR on 8-bit RGB and MS-SSIM at any size ----------------------------
+# -- as codecs are judged: PSNR on 8-bit RGB and MS-SSIM at any size --------------------------------
 _MSSSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
 
@@ -110,3 +110,28 @@ def ms_ssim_any(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.
         raise InvalidParameterError(f"MS-SSIM needs equal shapes, got {tuple(pred.shape)} and {tuple(target.shape)}")
     s = msssim_settings(*p.shape[-2:])
     return _ms_ssim(p, t, data_range=255.0, size_average=False, win_size=s["win_size"], weights=s["weights"])
+
+
+# -- a test set's image quality, for every study --------------------------------------------------
+def image_quality(pred: torch.Tensor, target: torch.Tensor, *, structure: str = "ssim", batch_size: int = 32
+                  ) -> dict[str, float]:
+    """Mean image quality of ``pred`` against ``target`` (``[N, C, H, W]``), under one set of keys.
+
+    ``psnr_db``: mean PSNR over the images whose PSNR is finite (``inf`` when none is). With
+    ``structure="ssim"`` (enhancement) PSNR is on the float images and ``ssim`` the mean SSIM; with
+    ``structure="ms_ssim"`` (compression) PSNR is on 8-bit RGB (:func:`psnr_rgb8`, as codecs report
+    it) and ``ms_ssim`` the mean MS-SSIM at any size (:func:`ms_ssim_any`). Computed ``batch_size``
+    images at a time.
+    """
+    if structure not in ("ssim", "ms_ssim"):
+        raise InvalidParameterError(f"structure must be 'ssim' or 'ms_ssim', got {structure!r}")
+    psnr_fn, struct_fn = (psnr, ssim) if structure == "ssim" else (psnr_rgb8, ms_ssim_any)
+    ps, ss = [], []
+    for i in range(0, len(target), batch_size):
+        a, b = pred[i:i + batch_size], target[i:i + batch_size]
+        ps.append(psnr_fn(a, b))
+        ss.append(struct_fn(a, b))
+    p = torch.cat(ps)
+    finite = torch.isfinite(p)
+    return {"psnr_db": float(p[finite].mean()) if finite.any() else float("inf"),
+            structure: float(torch.cat(ss).mean())}

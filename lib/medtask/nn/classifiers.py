@@ -6,7 +6,6 @@ profiles, ResNet-50/101 at the paper's scale).
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 from torchvision import models
 
@@ -49,13 +48,3 @@ def output_classes(net: nn.Module) -> int:
     if isinstance(fc, nn.Linear):
         return fc.out_features
     raise InvalidParameterError(f"cannot tell how many classes {type(net).__name__} predicts")
-
-
-@torch.inference_mode()
-def predict_proba(net: nn.Module, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-    """Softmax probabilities ``[N, K]`` of ``net`` on ``images`` (evaluation mode, batched)."""
-    was_training = net.training
-    net.eval()
-    out = [torch.softmax(net(images[i:i + batch_size]), dim=1) for i in range(0, len(images), batch_size)]
-    net.train(was_training)
-    return torch.cat(out)

@@ -14,6 +14,7 @@ from typing import Any
 
 from medtask.config import data_root as _data_root
 from medtask.config import output_root, repo_root
+from medtask.pipeline.notebooks import read_chapter
 
 
 def _sha(data: bytes) -> str:
@@ -26,7 +27,7 @@ def file_sha(path: Path) -> str:
 
 def notebook_digest(path: Path) -> str:
     """Hash of a notebook's cell sources and types (outputs and metadata noise excluded)."""
-    nb = json.loads(Path(path).read_text())
+    nb = read_chapter(Path(path))
     cells = [(c["cell_type"], "".join(c["source"]) if isinstance(c["source"], list) else c["source"],
               sorted(c.get("metadata", {}).get("tags", []))) for c in nb["cells"]]
     return _sha(json.dumps(cells).encode())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +10,7 @@ import yaml
 
 from medtask.config import repo_root
 from medtask.errors import InvalidParameterError
+from medtask.pipeline.notebooks import read_chapter, write_ipynb
 
 PROFILES = ("smoke", "cpu", "paper")
 #: parameters the pipeline itself sets in every chapter
@@ -21,13 +22,13 @@ def notebooks_dir() -> Path:
 
 
 def resolve_notebook(name: str | Path) -> Path:
-    """Accept a stem (``00_data``), a file name or a path; return the notebook's path."""
+    """Accept a stem (``00_data``), a file name or a path; return the chapter's source ``notebooks/<stem>.md``."""
     p = Path(name)
-    candidates = [p, notebooks_dir() / p, notebooks_dir() / f"{p.name}.ipynb", notebooks_dir() / p.name]
+    candidates = [p, notebooks_dir() / p, notebooks_dir() / f"{p.name}.md", notebooks_dir() / p.name]
     for c in candidates:
-        if c.suffix == ".ipynb" and c.is_file():
+        if c.suffix == ".md" and c.is_file():
             return c.resolve()
-    known = ", ".join(sorted(q.stem for q in notebooks_dir().glob("*.ipynb")))
+    known = ", ".join(sorted(q.stem for q in notebooks_dir().glob("*.md")))
     raise InvalidParameterError(f"no chapter notebook {str(name)!r}; known chapters: {known}")
 
 
@@ -52,14 +53,16 @@ def chapters() -> list[str]:
 
 
 def parameter_cell(notebook: Path) -> dict[str, Any]:
-    """Name -> default value source of the notebook's ``parameters``-tagged cell (papermill's reading)."""
-    import papermill
-
-    nb = json.loads(Path(notebook).read_text())
-    tagged = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+    """Name -> default value source of the chapter's ``parameters``-tagged cell (papermill's reading)."""
+    nb = read_chapter(notebook)
+    tagged = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
     if len(tagged) != 1:
         raise InvalidParameterError(f"{notebook} must have exactly one cell tagged 'parameters' (found {len(tagged)})")
-    return {name: info["default"] for name, info in papermill.inspect_notebook(str(notebook)).items()}
+    import papermill  # seconds to import: only the commands that read a parameters cell pay
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ipynb = write_ipynb(Path(notebook), Path(tmp) / "chapter.ipynb")
+        return {name: info["default"] for name, info in papermill.inspect_notebook(str(ipynb)).items()}
 
 
 def load_profile(stem: str, profile: str) -> dict[str, Any]:

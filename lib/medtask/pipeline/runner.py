@@ -12,7 +12,7 @@ from typing import Any
 
 from medtask import config, provenance
 from medtask.errors import MedtaskError
-from medtask.pipeline import cache, schema
+from medtask.pipeline import cache, notebooks, schema
 from medtask.pipeline.profiles import check_names, load_profile, resolve_notebook
 from medtask.pipeline.results import ALLOW_UNVERIFIED_ENV
 
@@ -104,15 +104,17 @@ def run_notebook(
     reused = checkpoints_older_than(stem, profile, time.time(), output_root)
     git_at_start = provenance.git_state()  # the code the kernel imports is the code at the start
     started = time.time()
+    source = notebooks.write_ipynb(nb_path, out_dir / f".{stem}.source.ipynb")  # papermill executes .ipynb
     t0 = time.perf_counter()
     try:
-        papermill.execute_notebook(str(nb_path), str(partial), parameters=params, kernel_name=kernel,
+        papermill.execute_notebook(str(source), str(partial), parameters=params, kernel_name=kernel,
                                    progress_bar=progress, cwd=str(nb_path.parent), log_output=False)
     except Exception as exc:
         if partial.exists():
             os.replace(partial, failed)
         raise ChapterFailedError(failure_message(stem, profile, exc, failed)) from exc
     finally:
+        source.unlink(missing_ok=True)
         for k, v in env_before.items():
             if v is None:
                 os.environ.pop(k, None)

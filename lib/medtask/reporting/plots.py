@@ -145,6 +145,35 @@ def sample_grid(samples: Any, n: int = 8, ncols: int = 4, *, classes: Sequence[s
     return fig
 
 
+def datasets_grid(datasets: dict[str, Any], n: int = 4, panel_size: float = 2.2) -> Any:
+    """One row per dataset (name -> dataset): its first ``n`` samples with their annotations drawn."""
+    fig, axes = plt.subplots(len(datasets), n, figsize=(panel_size * n, (panel_size + 0.05) * len(datasets)),
+                             squeeze=False)
+    for r, (name, ds) in enumerate(datasets.items()):
+        for c in range(n):
+            draw_sample(axes[r, c], ds[c], ds.classes)
+        axes[r, 0].set_title(f"{name}\n{axes[r, 0].get_title()}", fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def neighbour_difference_figure(diff: np.ndarray, ref: np.ndarray, boundaries: Sequence[tuple[float, str]],
+                                title: str = "") -> Any:
+    """Difference of each frame to the previous one along the ids, the median of distant pairs, and the split
+    ``boundaries`` (``(id, label)``) as dashed lines."""
+    fig, ax = plt.subplots(figsize=(9, 2.8))
+    ax.plot(np.arange(2, len(diff) + 2), diff, lw=0.8, label="frame n vs frame n-1")
+    ax.axhline(np.median(ref), color="grey", ls=":", label="median of random pairs >= 20 frames apart")
+    for b, lab in boundaries:
+        ax.axvline(b, color="red", ls="--", lw=1)
+        ax.text(b, ax.get_ylim()[1] * 0.92, " " + lab, color="red", fontsize=8)
+    ax.set_xlabel("frame id n")
+    ax.set_ylabel("mean |difference|")
+    ax.legend(fontsize=7, loc="upper left")
+    ax.set_title(title)
+    return fig
+
+
 def confusion_matrix_figure(cm, classes, title: str = ""):
     """A confusion matrix (rows true, columns predicted) with counts and row-normalised shading."""
     cm = np.asarray(cm)

@@ -14,9 +14,10 @@ from medtask.methods.angioqa.baselines import (
     build_classification_baseline,
     build_segmentation_baseline,
 )
-from medtask.methods.angioqa.loss import JointLoss, soft_dice_loss
+from medtask.methods.angioqa.loss import JointLoss
 from medtask.methods.angioqa.quality import make_versions
 from medtask.methods.angioqa.strategies import ClsOnlyStrategy, MultiTaskStrategy, SegOnlyStrategy
+from medtask.nn.losses import soft_dice_loss
 
 torch.set_num_threads(1)
 TINY = dict(encoder_channels=[4, 8, 8, 16, 16], decoder_channels=[16, 8, 8, 4], heads=2, head_hidden=16)

@@ -3,9 +3,10 @@
 import pytest
 import torch
 
+from medtask.engine.predict import predict
 from medtask.errors import InvalidParameterError
 from medtask.methods.gradprom.networks import build_enhancer
-from medtask.nn.classifiers import build_classifier, cam_target_layer, output_classes, predict_proba
+from medtask.nn.classifiers import build_classifier, cam_target_layer, output_classes
 from medtask.nn.unet import build_unet
 
 
@@ -42,8 +43,10 @@ def test_classifier_channels_and_classes(arch, channels):
     net = build_classifier(arch, num_classes=3, in_channels=channels)
     assert net(torch.rand(2, channels, 32, 32)).shape == (2, 3)
     assert output_classes(net) == 3 and cam_target_layer(net) is net.layer4[-1]
-    p = predict_proba(net, torch.rand(3, channels, 32, 32), batch_size=2)
-    assert torch.allclose(p.sum(1), torch.ones(3))
+    net.train()
+    p = torch.cat(predict(net, torch.rand(3, channels, 32, 32), batch_size=2, output=lambda out: torch.softmax(out, 1)))
+    assert p.shape == (3, 3) and torch.allclose(p.sum(1), torch.ones(3))
+    assert net.training, "predict gives the network its train/eval mode back"
 
 
 def test_classifier_bad_input():

@@ -1,6 +1,7 @@
 """The study helpers end to end on phantoms: one setting, diagnostics, CAMs, the two-label crop dataset."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -47,14 +48,14 @@ def test_run_setting_rows_histories_and_resume(phantom, tmp_path):
                       strategies=("benchmark-i", "joint", "frozen", "gradprom"))
     df = res.frame()
     assert list(df["strategy"]) == ["degraded input", "benchmark-i", "joint", "frozen", "gradprom", "clean (upper bound)"]
-    assert {"psnr", "ssim", "accuracy", "balanced_accuracy", "auc"} <= set(df.columns)
-    assert np.isfinite(df["psnr"].iloc[:-1]).all()
+    assert {"psnr_db", "ssim", "accuracy", "balanced_accuracy", "auc"} <= set(df.columns)
+    assert np.isfinite(df["psnr_db"].iloc[:-1]).all()
     summary = cosine_summary(cosine_log(res.histories))
     assert set(summary["strategy"]) == {"joint", "frozen", "gradprom"} and (summary["steps"] == 3).all()
     again = run_setting(tiny_cfg(), train, test, {"name": "gaussian", "sigma": 0.2}, chapter=chapter,
                         strategies=("gradprom",))  # finished checkpoint: same network, no retraining
-    assert again.frame().set_index("strategy").loc["gradprom", "psnr"] == pytest.approx(
-        df.set_index("strategy").loc["gradprom", "psnr"])
+    assert again.frame().set_index("strategy").loc["gradprom", "psnr_db"] == pytest.approx(
+        df.set_index("strategy").loc["gradprom", "psnr_db"])
     maps = grad_cam(res.recognisers["frozen"]["classification"], res.enhanced["frozen"][:2])
     assert maps.shape == (2, 16, 16) and maps.min() >= 0 and maps.max() <= 1 + 1e-6
 
@@ -96,10 +97,10 @@ def test_seed_spread_trains_each_seed_apart_on_the_same_test_set(phantom, tmp_pa
     runs = seed_spread(tiny_cfg(), train, base.test, deg, [0, 1], strategies=("benchmark-i", "gradprom"),
                        chapter=chapter, base=base)
     assert sorted(set(runs["seed"])) == [0, 1]
-    ours = runs[runs["strategy"].isin(["benchmark-i", "gradprom"])].set_index(["seed", "strategy"])["psnr"]
-    assert ours.loc[(0, "gradprom")] == pytest.approx(base.frame().set_index("strategy").loc["gradprom", "psnr"])
+    ours = runs[runs["strategy"].isin(["benchmark-i", "gradprom"])].set_index(["seed", "strategy"])["psnr_db"]
+    assert ours.loc[(0, "gradprom")] == pytest.approx(base.frame().set_index("strategy").loc["gradprom", "psnr_db"])
     assert ours.loc[(1, "gradprom")] != ours.loc[(0, "gradprom")], "another seed must train another network"
-    noisy = runs[runs["strategy"] == "degraded input"]["psnr"]
+    noisy = runs[runs["strategy"] == "degraded input"]["psnr_db"]
     assert noisy.nunique() == 1, "every seed is evaluated on the same degraded test set"
 
 
@@ -110,3 +111,15 @@ def test_step_cost_times_every_variant_against_joint(phantom):
     assert (cost["ms_per_step"] > 0).all() and cost.loc["joint", "ratio_to_joint"] == 1.0
     text = describe_step_cost(cost.reset_index(), target=1e9)
     assert f"**{cost.loc['gradprom', 'ratio_to_joint']:.2f}×**" in text and "within the 1000000000.0× target" in text
+
+
+def test_delta_and_grid_claims_read_the_table():
+    from medtask.methods.gradprom.report import delta, grid_claims
+
+    rows = [{"setting": "supervised", "sigma": 0.1, "strategy": s, "psnr_db": p, "miou": m}
+            for s, p, m in [("gradprom", 30.0, 0.6), ("frozen", 29.0, 0.5), ("joint", 29.5, 0.4), ("benchmark-i", 28.0, 0.3)]]
+    table = pd.DataFrame(rows)
+    assert delta(table, "gradprom", "frozen", setting="supervised", sigma=0.1) == pytest.approx(1.0)
+    (line,) = grid_claims(table, ["supervised"], [0.1], "miou", "mIoU", task_against=("joint", "frozen"))
+    assert line == ("- supervised, σ=0.1: GradProm − Frozen = +1.000 dB, GradProm − Joint = +0.500 dB, "
+                    "GradProm − Benchmark-i = +2.000 dB; mIoU GradProm − Joint = +0.200, GradProm − Frozen = +0.100.")

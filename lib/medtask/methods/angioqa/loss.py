@@ -7,14 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from medtask.errors import InvalidParameterError
-
-
-def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
-    """``1 - soft Dice`` per image, averaged over the batch. ``logits: [B,1,H,W]``, ``target: [B,H,W]`` or ``[B,1,H,W]``."""
-    prob = torch.sigmoid(logits).flatten(1)
-    tgt = target.reshape(prob.shape).to(prob.dtype)
-    inter = (prob * tgt).sum(1)
-    return (1.0 - (2.0 * inter + eps) / (prob.sum(1) + tgt.sum(1) + eps)).mean()
+from medtask.nn.losses import soft_dice_loss
 
 
 class JointLoss(nn.Module):

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from medtask.engine.loop import Strategy
+from medtask.engine.strategies import SingleNetwork
 from medtask.errors import InvalidParameterError
 from medtask.methods.angioqa.loss import JointLoss
 
@@ -28,7 +28,7 @@ def split_outputs(out: Any, kind: str | None = None) -> dict[str, torch.Tensor]:
     raise InvalidParameterError(f"model output must be a dict or a tensor, got {type(out).__name__}")
 
 
-class _SupervisedStrategy(Strategy):
+class _SupervisedStrategy(SingleNetwork):
     """Shared plumbing: one model, one AdamW optimiser, a :class:`medtask.methods.angioqa.loss.JointLoss`."""
 
     kind: str | None = None
@@ -36,29 +36,25 @@ class _SupervisedStrategy(Strategy):
 
     def __init__(self, model: nn.Module, loss: nn.Module | None = None, lr: float = 1e-3,
                  weight_decay: float = 1e-4, device: torch.device | str = "cpu") -> None:
-
         self.device = torch.device(device)
         self.model = model.to(self.device)
         self.loss = loss if loss is not None else JointLoss()
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=lr, weight_decay=weight_decay)
+        super().__init__(self.model, self.joint_loss, self.opt, key="model")
 
-    def modules(self) -> dict[str, nn.Module]:
-        return {"model": self.model}
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"model": self.opt}
-
-    def compute_gradients(self, batch: dict, step: int) -> dict[str, float]:
-        x = batch["image"].to(self.device)
-        out = split_outputs(self.model(x), self.kind)
+    def outputs(self, model: nn.Module, batch: dict) -> dict[str, torch.Tensor]:
+        """The heads this strategy trains, from the model's output on the batch."""
+        out = split_outputs(model(batch["image"].to(self.device)), self.kind)
         out = {k: v for k, v in out.items() if k in self.keep}
         if not out:
             raise InvalidParameterError(f"{self.name}: the model gives none of {self.keep}; "
                                         "pick the strategy that matches the model's task")
+        return out
+
+    def joint_loss(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        """:class:`JointLoss` of the trained heads against the batch's ``mask`` and ``label``."""
         targets = {k: batch[k].to(self.device) for k in ("mask", "label") if k in batch}
-        total, logs = self.loss(out, targets)
-        total.backward()
-        return logs
+        return self.loss(self.outputs(model, batch), targets)
 
 
 class MultiTaskStrategy(_SupervisedStrategy):
@@ -66,15 +62,12 @@ class MultiTaskStrategy(_SupervisedStrategy):
 
     name = "multitask"
 
-    def compute_gradients(self, batch: dict, step: int) -> dict[str, float]:
-        x = batch["image"].to(self.device)
-        out = split_outputs(self.model(x))
+    def outputs(self, model: nn.Module, batch: dict) -> dict[str, torch.Tensor]:
+        out = split_outputs(model(batch["image"].to(self.device)))
         if not {"seg", "quality"} <= set(out):
             raise InvalidParameterError("MultiTaskStrategy needs a model with both 'seg' and 'quality' outputs "
                                         "(AngioQANet with task='both'); use SegOnlyStrategy or ClsOnlyStrategy")
-        total, logs = self.loss(out, {"mask": batch["mask"].to(self.device), "label": batch["label"].to(self.device)})
-        total.backward()
-        return logs
+        return out
 
 
 class SegOnlyStrategy(_SupervisedStrategy):

@@ -18,7 +18,7 @@ The published numbers and the protocol's summary table are in :mod:`medtask.meth
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,8 +28,9 @@ from skimage.exposure import equalize_adapthist
 from torch import nn
 
 from medtask import data
-from medtask.engine import RandomBatches, TrainResult, collate, fit
+from medtask.engine import RandomBatches, TrainResult, fit
 from medtask.engine.gradcam import grad_cam
+from medtask.engine.predict import predict as run_batches
 from medtask.engine.timing import count_flops, latency
 from medtask.errors import InvalidParameterError
 from medtask.methods.angioqa.baselines import (
@@ -127,26 +128,21 @@ def train(model: nn.Module, task: str, dataset: Sequence[dict[str, Any]], *, ste
 
 
 # -- evaluation ----------------------------------------------------------------------------------
-@torch.inference_mode()
 def predict(model: nn.Module, dataset: Sequence[dict[str, Any]], task: str, batch_size: int = 8,
             device: Any = "cpu") -> dict[str, torch.Tensor]:
-    """Vessel probabilities ``[N,1,H,W]`` and/or grade probabilities ``[N,K]`` for every sample."""
+    """Vessel probabilities ``[N,1,H,W]`` and/or grade probabilities ``[N,K]`` for every sample (``model`` left in eval mode)."""
     model.eval().to(device)
     kind = {"seg": "seg", "cls": "quality"}.get(task)
-    segs, probs = [], []
-    for i in range(0, len(dataset), batch_size):
-        batch = collate(list(dataset[i:i + batch_size]))
-        out = split_outputs(model(batch["image"].to(device)), kind)
-        if "seg" in out:
-            segs.append(torch.sigmoid(out["seg"]).float().cpu())
+
+    def probabilities(out: Any) -> dict[str, torch.Tensor]:
+        out = split_outputs(out, kind)
+        res = {"seg": torch.sigmoid(out["seg"]).float().cpu()} if "seg" in out else {}
         if "quality" in out:
-            probs.append(torch.softmax(out["quality"].float(), 1).cpu())
-    res: dict[str, torch.Tensor] = {}
-    if segs:
-        res["seg"] = torch.cat(segs)
-    if probs:
-        res["quality"] = torch.cat(probs)
-    return res
+            res["quality"] = torch.softmax(out["quality"].float(), 1).cpu()
+        return res
+
+    batches = run_batches(model, dataset, batch_size=batch_size, device=device, output=probabilities)
+    return {k: torch.cat([b[k] for b in batches]) for k in ("seg", "quality") if batches and k in batches[0]}
 
 
 def evaluate(model: nn.Module, dataset: Sequence[dict[str, Any]], task: str, batch_size: int = 8,
@@ -276,3 +272,21 @@ def arcade_images(size: int, data_root: Any = None, limit: int | None = None) ->
         img = F.interpolate(img[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
         out.append({"image": img.clamp(0, 1), "id": f"ARCADE/{s['id']}"})
     return out
+
+
+def run_arms(train_set: Sequence[dict[str, Any]], test_set: Sequence[dict[str, Any]], *,
+             checkpoint: Callable[[str], Any] | None = None, log: Callable[[str], None] = print,
+             arms: Sequence[str] = tuple(ARMS), **kw: Any) -> tuple[list[dict[str, Any]], dict[str, nn.Module]]:
+    """:func:`run_arm` for every arm (same data, steps and settings ``kw``): their rows and trained networks.
+
+    ``checkpoint(slug)`` gives each arm's checkpoint path (slug: the arm's name, lower case, ``_`` for others).
+    """
+    rows, models = [], {}
+    for name in arms:
+        slug = "".join(c if c.isalnum() else "_" for c in name.lower())
+        model, row = run_arm(name, train_set, test_set, checkpoint=checkpoint(slug) if checkpoint else None, **kw)
+        models[name] = model
+        rows.append(row)
+        log(f"{name:26s} params {row['params']:>11,}  {row['train_s_per_step']:.2f} s/step  "
+            f"dice {row['dice']:.3f}  acc {row['accuracy']:.3f}")
+    return rows, models

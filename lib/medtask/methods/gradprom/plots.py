@@ -7,7 +7,9 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 
+from medtask.engine.predict import predict
 from medtask.metrics.image import psnr
 
 
@@ -82,7 +84,7 @@ def plot_cosine_diagnostics(log: Any):
     return fig
 
 
-def plot_metric_by_sigma(df: Any, metric: str = "psnr", strategies: Sequence[str] | None = None):
+def plot_metric_by_sigma(df: Any, metric: str = "psnr_db", strategies: Sequence[str] | None = None):
     """Study C: one panel per setting: ``metric`` against σ, one line per strategy."""
     settings = list(dict.fromkeys(df["setting"]))
     fig, axes = plt.subplots(1, len(settings), figsize=(4.2 * len(settings), 3.2), squeeze=False)
@@ -95,5 +97,27 @@ def plot_metric_by_sigma(df: Any, metric: str = "psnr", strategies: Sequence[str
         ax.set_xlabel("σ")
         ax.set_ylabel(metric)
     axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_segmentations(test: Any, enhanced: dict[str, Any], recognisers: dict[str, dict[str, Any]],
+                       clean_recognisers: dict[str, Any], cases: Sequence[int], device: Any = "cpu"):
+    """Study C: each strategy's output (columns) for ``cases`` (rows) with its own segmenter's prediction
+    (clean-trained segmenter for Benchmark-i) and the reference contour."""
+    names = list(enhanced)
+    fig, axes = plt.subplots(len(cases), len(names), figsize=(2 * len(names), 2 * len(cases)), squeeze=False)
+    for c, name in enumerate(names):
+        net = recognisers.get(name, clean_recognisers)["segmentation"]
+        pred = torch.cat(predict(net, enhanced[name][list(cases)], device=device, output=lambda out: out.argmax(1).cpu()))
+        for r, i in enumerate(cases):
+            ax = axes[r, c]
+            ax.imshow(enhanced[name][i].permute(1, 2, 0).numpy())
+            ax.imshow(np.ma.masked_where(pred[r].numpy() == 0, pred[r].numpy()), cmap="autumn", alpha=0.45)
+            ax.contour(test.masks[i].numpy(), levels=[0.5], colors="cyan", linewidths=0.8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(name, fontsize=8)
     fig.tight_layout()
     return fig

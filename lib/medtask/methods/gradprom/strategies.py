@@ -38,11 +38,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from medtask.engine.loop import Strategy
+from medtask.engine.strategies import SingleNetwork
 from medtask.errors import InvalidParameterError
 from medtask.methods.gradprom.degradations import Degradation, make_degradation
+from medtask.nn.losses import check_task, recognition_loss
 
+#: the recognition tasks an auxiliary network may have (of :data:`medtask.data.io.TASKS`)
 TASKS = ("classification", "segmentation")
 COMBINERS = ("sum", "gate", "lemma")
+#: strategy name -> its gradient combiner (Joint and Frozen differ only in whether φ is frozen)
+COMBINER_OF = {"joint": "sum", "frozen": "sum", "gradprom": "gate", "gradprom-lemma": "lemma"}
 
 
 # -- batches ----------------------------------------------------------------------------------
@@ -70,31 +75,11 @@ class DegradeBatch:
 
 
 # -- losses -----------------------------------------------------------------------------------
-def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
-    """1 − mean soft Dice of the foreground classes (softmax probabilities, whole batch pooled)."""
-    probs = torch.softmax(logits, dim=1)[:, 1:]
-    onehot = F.one_hot(target, logits.shape[1]).permute(0, 3, 1, 2)[:, 1:].to(probs.dtype)
-    inter = (probs * onehot).sum(dim=(0, 2, 3))
-    denom = probs.sum(dim=(0, 2, 3)) + onehot.sum(dim=(0, 2, 3))
-    return 1.0 - ((2 * inter + eps) / (denom + eps)).mean()
-
-
-def recognition_loss(logits: torch.Tensor, batch: dict[str, Any], task: str) -> torch.Tensor:
-    """Cross-entropy of a classifier (``batch["label"]``); cross-entropy + soft Dice of a segmenter
-    (``batch["mask"]``; the Dice term keeps a small foreground, e.g. a polyp, from being ignored)."""
-    if task == "classification":
-        target = batch["label"]
-    elif task == "segmentation":
-        target = batch["mask"]
-    else:
-        raise InvalidParameterError(f"unknown recognition task {task!r}; choose one of {TASKS}")
-    target = target.to(logits.device).long()
-    if target.numel() and int(target.max()) >= logits.shape[1]:
-        raise InvalidParameterError(
-            f"the recogniser predicts {logits.shape[1]} classes but the batch has class {int(target.max())}: "
-            "build it with num_classes = len(dataset.classes)")
-    ce = F.cross_entropy(logits, target)
-    return ce + soft_dice_loss(logits, target) if task == "segmentation" else ce
+def vr_loss(logits: torch.Tensor, batch: dict[str, Any], task: str) -> torch.Tensor:
+    """L_VR of one recogniser: :func:`medtask.nn.losses.recognition_loss` against the batch's
+    ``"label"`` (classification) or ``"mask"`` (segmentation)."""
+    target = batch["label"] if check_task(task, TASKS) == "classification" else batch["mask"]
+    return recognition_loss(logits, target, task)
 
 
 @dataclass
@@ -107,8 +92,7 @@ class Auxiliary:
     name: str = "vr"
 
     def __post_init__(self) -> None:
-        if self.task not in TASKS:
-            raise InvalidParameterError(f"unknown recognition task {self.task!r}; choose one of {TASKS}")
+        check_task(self.task, TASKS)
 
 
 def _as_auxiliaries(recogniser: nn.Module | Auxiliary | Sequence[Auxiliary], task: str) -> list[Auxiliary]:
@@ -196,50 +180,36 @@ def _adam(params: Sequence[nn.Parameter], lr: float) -> torch.optim.Optimizer:
     return torch.optim.Adam(list(params), lr=lr)
 
 
-class EnhancerOnly(Strategy):
+class EnhancerOnly(SingleNetwork):
     """Benchmark-i: the enhancer alone on L_IP = MSE(IP(X), target)."""
 
     name = "benchmark-i"
 
     def __init__(self, enhancer: nn.Module, lr: float = 1e-3) -> None:
         self.enhancer = enhancer
-        self._opt = {"enhancer": _adam(enhancer.parameters(), lr)}
+        super().__init__(enhancer, self._loss, _adam(enhancer.parameters(), lr), key="enhancer")
 
-    def modules(self) -> dict[str, nn.Module]:
-        return {"enhancer": self.enhancer}
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return self._opt
-
-    def compute_gradients(self, batch: dict[str, Any], step: int) -> dict[str, float]:
-        loss = F.mse_loss(self.enhancer(batch["input"]), batch["target"])
-        loss.backward()
-        return {"loss": loss.item(), "loss_ip": loss.item()}
+    @staticmethod
+    def _loss(enhancer: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
+        loss = F.mse_loss(enhancer(batch["input"]), batch["target"])
+        return loss, {"loss": loss.item(), "loss_ip": loss.item()}
 
 
-class RecogniserOnly(Strategy):
+class RecogniserOnly(SingleNetwork):
     """Benchmark-ii (``on="clean"``) / Benchmark-iii (``on="degraded"``): the recogniser alone."""
 
     def __init__(self, recogniser: nn.Module, task: str = "classification", on: str = "clean",
                  lr: float = 1e-3) -> None:
         if on not in ("clean", "degraded"):
             raise InvalidParameterError(f"RecogniserOnly trains on 'clean' or 'degraded' images, got {on!r}")
-        Auxiliary(recogniser, task)  # validates the task
-        self.recogniser, self.task, self.on = recogniser, task, on
-        self.name = "benchmark-ii" if on == "clean" else "benchmark-iii"
-        self._opt = {"recogniser": _adam(recogniser.parameters(), lr)}
+        self.recogniser, self.task, self.on = recogniser, check_task(task, TASKS), on
+        super().__init__(recogniser, self._loss, _adam(recogniser.parameters(), lr), key="recogniser",
+                         name="benchmark-ii" if on == "clean" else "benchmark-iii")
 
-    def modules(self) -> dict[str, nn.Module]:
-        return {"recogniser": self.recogniser}
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return self._opt
-
-    def compute_gradients(self, batch: dict[str, Any], step: int) -> dict[str, float]:
+    def _loss(self, recogniser: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         x = batch["image"] if self.on == "clean" else _upsample_to(batch["input"], batch["image"])
-        loss = recognition_loss(self.recogniser(x), batch, self.task)
-        loss.backward()
-        return {"loss": loss.item(), "loss_vr": loss.item()}
+        loss = vr_loss(recogniser(x), batch, self.task)
+        return loss, {"loss": loss.item(), "loss_vr": loss.item()}
 
 
 class TaskDrivenEnhancement(Strategy):
@@ -299,7 +269,7 @@ class TaskDrivenEnhancement(Strategy):
                 f"enhancer output {tuple(out.shape)} does not match the target {tuple(batch['target'].shape)}: "
                 "the enhancer's scale must equal the degradation's (build_enhancer(..., scale=degradation.scale))")
         l_ip = F.mse_loss(out, batch["target"])
-        parts = {a.name: recognition_loss(a.module(out), batch, a.task) for a in self.auxiliaries}
+        parts = {a.name: vr_loss(a.module(out), batch, a.task) for a in self.auxiliaries}
         l_vr = sum(a.weight * parts[a.name] for a in self.auxiliaries)
         return l_ip, l_vr, {f"loss_vr_{k}": v.item() for k, v in parts.items()} if len(parts) > 1 else {}
 
@@ -346,7 +316,6 @@ def make_strategy(name: str, *, enhancer: nn.Module | None = None,
     if name in ("benchmark-ii", "benchmark-iii"):
         return RecogniserOnly(recogniser, task, on="clean" if name == "benchmark-ii" else "degraded",
                               lr=lr_recogniser or lr)
-    combiner = {"joint": "sum", "frozen": "sum", "gradprom": "gate", "gradprom-lemma": "lemma"}[name]
-    return TaskDrivenEnhancement(enhancer, recogniser, task=task, lam=lam, combiner=combiner,
+    return TaskDrivenEnhancement(enhancer, recogniser, task=task, lam=lam, combiner=COMBINER_OF[name],
                                  freeze_recogniser=name == "frozen", per_layer=per_layer, diagnostics=diagnostics,
                                  lr=lr, lr_recogniser=lr_recogniser, name=name)

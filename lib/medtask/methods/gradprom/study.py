@@ -30,21 +30,23 @@ from torchvision.transforms.functional import rgb_to_grayscale
 
 from medtask.config import get_device
 from medtask.engine import RandomBatches, TrainResult, fit
+from medtask.engine.gradcam import grad_cam
+from medtask.engine.predict import predict
 from medtask.errors import InvalidParameterError
 from medtask.methods.gradprom.degradations import Degradation, make_degradation
 from medtask.methods.gradprom.networks import build_enhancer
+from medtask.methods.gradprom.report import cosine_log, cosine_summary
 from medtask.methods.gradprom.strategies import (
     STRATEGIES,
     Auxiliary,
     DegradeBatch,
-    EnhancerOnly,
     RecogniserOnly,
-    TaskDrivenEnhancement,
     make_strategy,
 )
 from medtask.metrics.classification import classification_metrics
-from medtask.metrics.image import psnr, ssim
+from medtask.metrics.image import image_quality
 from medtask.metrics.segmentation import SegmentationMeter
+from medtask.metrics.spread import paired_differences
 from medtask.nn.classifiers import build_classifier
 from medtask.nn.unet import build_unet
 
@@ -203,44 +205,29 @@ def _enhancer(cfg: StudyConfig, scale: int) -> nn.Module:
                           batch_norm=cfg.batch_norm).to(cfg.torch_device)
 
 
-@torch.inference_mode()
 def enhance(enhancer: nn.Module, images: torch.Tensor, batch_size: int = 32, device: torch.device | str = "cpu") -> torch.Tensor:
     """Run ``enhancer`` in evaluation mode over ``images`` in batches; output clamped to [0, 1], on the CPU."""
-    was = enhancer.training
-    enhancer.eval()
-    out = [enhancer(images[i:i + batch_size].to(device)).clamp(0, 1).cpu() for i in range(0, len(images), batch_size)]
-    enhancer.train(was)
-    return torch.cat(out)
+    return torch.cat(predict(enhancer, images, batch_size=batch_size, device=device,
+                             output=lambda out: out.clamp(0, 1).cpu()))
 
 
-@torch.inference_mode()
 def recognise(net: nn.Module, images: torch.Tensor, task: str, test: DegradedTestSet, batch_size: int = 32,
               device: torch.device | str = "cpu") -> dict[str, float]:
     """Task metrics of ``net`` on ``images``: accuracy / balanced accuracy / AUC, or mIoU / Dice."""
-    was = net.training
-    net.eval()
-    try:
-        if task == "classification":
-            probs = torch.cat([torch.softmax(net(images[i:i + batch_size].to(device)), 1).cpu()
-                               for i in range(0, len(images), batch_size)])
-            return classification_metrics(probs, test.labels)
-        meter = SegmentationMeter(output_classes_seg(net))
-        for i in range(0, len(images), batch_size):
-            meter.update(net(images[i:i + batch_size].to(device)).argmax(1).cpu(), test.masks[i:i + batch_size])
-        m = meter.compute()
-        return {"miou": m["miou"], "dice": m["dice"]}
-    finally:
-        net.train(was)
+    if task == "classification":
+        probs = predict(net, images, batch_size=batch_size, device=device, output=lambda out: torch.softmax(out, 1).cpu())
+        return classification_metrics(torch.cat(probs), test.labels)
+    meter = SegmentationMeter(output_classes_seg(net))
+    maps = predict(net, images, batch_size=batch_size, device=device, output=lambda out: out.argmax(1).cpu())
+    for i, pred in zip(range(0, len(images), batch_size), maps):
+        meter.update(pred, test.masks[i:i + batch_size])
+    m = meter.compute()
+    return {"miou": m["miou"], "dice": m["dice"]}
 
 
 def output_classes_seg(net: nn.Module) -> int:
     """Number of classes a segmenter predicts."""
     return int(getattr(net, "num_classes", 2))
-
-
-def image_quality(enhanced: torch.Tensor, clean: torch.Tensor) -> dict[str, float]:
-    """Mean PSNR (dB) and SSIM over a test set."""
-    return {"psnr": float(psnr(enhanced, clean).mean()), "ssim": float(ssim(enhanced, clean).mean())}
 
 
 # -- one setting ----------------------------------------------------------------------------------
@@ -315,7 +302,7 @@ def run_setting(cfg: StudyConfig, train: Sequence[dict[str, Any]], test: Sequenc
     rows, histories, enhancers, recs, enhanced = [], {}, {}, {}, {}
 
     def evaluate(name: str, images: torch.Tensor, judges: dict[str, nn.Module], judged_by: str) -> None:
-        row = {**setting, "strategy": name, **image_quality(images, testset.clean), "task_model": judged_by}
+        row = {**setting, "strategy": name, **image_quality(images, testset.clean, structure="ssim"), "task_model": judged_by}
         for task, net in judges.items():
             row.update(recognise(net, images, task, testset, cfg.eval_batch, dev))
         rows.append(row)
@@ -330,7 +317,7 @@ def run_setting(cfg: StudyConfig, train: Sequence[dict[str, Any]], test: Sequenc
         torch.manual_seed(cfg.seed)
         enh = _enhancer(cfg, degradation.scale)
         if name == "benchmark-i":
-            strat = EnhancerOnly(enh, lr=cfg.lr)
+            strat = make_strategy(name, enhancer=enh, lr=cfg.lr)
             judges, judged_by = clean_recognisers, "benchmark-ii"
         else:
             if name == "frozen":
@@ -338,16 +325,15 @@ def run_setting(cfg: StudyConfig, train: Sequence[dict[str, Any]], test: Sequenc
             else:
                 nets = {t: build_recogniser(cfg, t) for t in cfg.tasks}
             auxes = [Auxiliary(n, t, name=t) for t, n in nets.items()]
-            combiner = {"joint": "sum", "frozen": "sum", "gradprom": "gate", "gradprom-lemma": "lemma"}[name]
-            strat = TaskDrivenEnhancement(enh, auxes, lam=cfg.lam, combiner=combiner, freeze_recogniser=name == "frozen",
-                                          per_layer=cfg.per_layer, lr=cfg.lr, lr_recogniser=cfg.lr_rec, name=name)
+            strat = make_strategy(name, enhancer=enh, recogniser=auxes, lam=cfg.lam, lr=cfg.lr,
+                                  lr_recogniser=cfg.lr_rec, per_layer=cfg.per_layer)
             judges, judged_by = nets, "own"
             recs[name] = nets
         histories[name] = _fit(strat, batches, cfg.steps, chapter, f"{tag}_{name}")
         enhancers[name] = enh
         enhanced[name] = enhance(enh, testset.degraded, cfg.eval_batch, dev)
         evaluate(name, enhanced[name], judges, judged_by)
-    clean_row = {**setting, "strategy": "clean (upper bound)", "psnr": float("inf"), "ssim": 1.0, "task_model": "benchmark-ii"}
+    clean_row = {**setting, "strategy": "clean (upper bound)", "psnr_db": float("inf"), "ssim": 1.0, "task_model": "benchmark-ii"}
     for task, net in clean_recognisers.items():
         clean_row.update(recognise(net, testset.clean, task, testset, cfg.eval_batch, dev))
     rows.append(clean_row)
@@ -375,6 +361,20 @@ def seed_spread(cfg: StudyConfig, train: Sequence[dict[str, Any]], test: Degrade
                         chapter=chapter, tag=f"seed{s}_{degradation_tag(degradation)}")
         frames.append(r.frame().assign(seed=int(s)))
     return pd.concat(frames, ignore_index=True)
+
+
+def spread_against(cfg: StudyConfig, train: Sequence[dict[str, Any]], base: SettingResult, sigma: float,
+                   seeds: Sequence[int], strategies: Sequence[str], columns: Sequence[str],
+                   chapter: Any = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The supervised setting at noise ``sigma`` trained again under ``seeds`` (:func:`seed_spread`, ``base``
+    reused): every run's rows, and GradProm minus Frozen / Joint / Benchmark-i on the same seed (``reference``)."""
+    runs = seed_spread(cfg, train, base.test, {"name": "gaussian", "sigma": sigma}, seeds, strategies=strategies,
+                       chapter=chapter, base=base)
+    runs = runs[runs["strategy"].isin(strategies)]
+    pairs = pd.concat([paired_differences(runs[runs["strategy"].isin(["gradprom", ref])], "strategy", ref, columns)
+                       .assign(reference=ref) for ref in ("frozen", "joint", "benchmark-i") if ref in strategies],
+                      ignore_index=True)
+    return runs, pairs
 
 
 #: the step variants timed by :func:`step_cost`: label -> make_strategy arguments
@@ -448,3 +448,152 @@ def cam_mass_inside(maps: np.ndarray, masks: torch.Tensor) -> np.ndarray:
 def config_dict(cfg: StudyConfig) -> dict[str, Any]:
     """The config as a plain dict (for ``chapter.save_json``)."""
     return asdict(cfg)
+
+
+# -- experiments the chapters run whole ---------------------------------------------------------------
+@dataclass
+class Grid:
+    """A grid of settings: the results table (all rows), the cosine log, and each run by its key."""
+
+    table: pd.DataFrame
+    cosine_log: pd.DataFrame
+    runs: dict[Any, SettingResult]
+
+
+def run_settings(cfg: StudyConfig, train: Sequence[dict[str, Any]], test: Sequence[dict[str, Any]] | DegradedTestSet,
+                 settings: dict[Any, dict[str, Any]], *, chapter: Any = None, **common: Any) -> Grid:
+    """:func:`run_setting` once per entry of ``settings`` (key -> its keyword arguments: ``degradation``, and any
+    of ``supervised``, ``strategies``, ``tag``, recognisers ...), ``common`` keyword arguments for all.
+    An entry's ``labels`` label its cosine-log rows, its ``columns`` are added to its table rows."""
+    tables, logs, runs = [], [], {}
+    for key, kw in settings.items():
+        kw = {**common, **kw}
+        labels, columns = kw.pop("labels", {}), kw.pop("columns", {})
+        res = run_setting(cfg, train, test, kw.pop("degradation"), chapter=chapter, **kw)
+        tables.append(res.frame().assign(**columns))
+        logs.append(cosine_log(res.histories, **labels))
+        runs[key] = res
+    return Grid(pd.concat(tables, ignore_index=True), pd.concat(logs, ignore_index=True), runs)
+
+
+def super_resolution_settings(factors: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """:func:`run_settings` entries for bicubic down-sampling by each factor (keys: the factors)."""
+    return {f: {"degradation": {"name": "bicubic", "factor": f}, "labels": {"experiment": f"SR x{f}"}} for f in factors}
+
+
+def both_supervisions(degradation: Degradation | str | dict, experiment: str) -> dict[str, dict[str, Any]]:
+    """:func:`run_settings` entries for ``degradation`` supervised and unsupervised (keys ``"supervised"``,
+    ``"unsupervised"``; cosine logs labelled ``experiment`` and the setting)."""
+    return {s: {"degradation": degradation, "supervised": s == "supervised", "labels": {"experiment": f"{experiment} {s}"}}
+            for s in ("supervised", "unsupervised")}
+
+
+def noise_grid(cfg: StudyConfig, train: Sequence[dict[str, Any]], test: Sequence[dict[str, Any]],
+               sigmas: Sequence[float], settings: Sequence[str], strategies: Sequence[str],
+               clean_recognisers: dict[str, nn.Module], chapter: Any = None) -> Grid:
+    """Gaussian noise at every σ in every supervision setting (runs keyed ``(sigma, setting)``), with a
+    Benchmark-iii recogniser trained on each σ's degraded images as a reference row."""
+    tables, logs, runs = [], [], {}
+    for sigma in sigmas:
+        deg = {"name": "gaussian", "sigma": sigma}
+        degraded, _ = train_recognisers(cfg, train, make_degradation(deg), chapter, key=f"rec_s{sigma}")
+        grid = run_settings(cfg, train, test, {
+            (sigma, s): {"degradation": deg, "supervised": s == "supervised", "labels": {"sigma": sigma, "setting": s}}
+            for s in settings}, chapter=chapter, strategies=strategies, clean_recognisers=clean_recognisers,
+            degraded_recognisers=degraded)
+        tables.append(grid.table)
+        logs.append(grid.cosine_log)
+        runs.update(grid.runs)
+    return Grid(pd.concat(tables, ignore_index=True), pd.concat(logs, ignore_index=True), runs)
+
+
+#: the variants of the cosine form compared by :func:`cosine_form_ablation`: label -> (StudyConfig change, strategy)
+COSINE_FORMS = {"gradprom (global cos)": ({}, None), "gradprom (per-layer cos)": ({"per_layer": True}, "gradprom"),
+                "gradprom-lemma (global)": ({}, "gradprom-lemma")}
+
+
+def cosine_form_ablation(cfg: StudyConfig, train: Sequence[dict[str, Any]], base: SettingResult, sigma: float,
+                         clean_recognisers: dict[str, nn.Module], columns: Sequence[str], chapter: Any = None) -> pd.DataFrame:
+    """GradProm's cosine taken globally (``base``, already trained), per layer, and in Lemma 3.1's form, on
+    ``base``'s test set at noise ``sigma``: ``columns`` of each and its cosine summary."""
+    deg = {"name": "gaussian", "sigma": sigma}
+    rows, logs = [], []
+    for variant, (change, strategy) in COSINE_FORMS.items():
+        if strategy is None:
+            row, hist = base.frame().set_index("strategy").loc["gradprom"].to_dict(), {"gradprom": base.histories["gradprom"]}
+        else:
+            vcfg = StudyConfig(**{**config_dict(cfg), **change})
+            r = run_setting(vcfg, train, base.test, deg, strategies=(strategy,), clean_recognisers=clean_recognisers,
+                            chapter=chapter, tag=f"ablation_{variant.split()[0]}_{'pl' if change else 'gl'}")
+            row, hist = r.frame().set_index("strategy").loc[strategy].to_dict(), r.histories
+        rows.append({"variant": variant, **{k: row[k] for k in columns}})
+        logs.append(cosine_log(hist).assign(strategy=variant))
+    summary = cosine_summary(pd.concat(logs)).rename(columns={"strategy": "variant"})
+    return pd.DataFrame(rows).merge(summary, on="variant")
+
+
+def cross_domain(cfg: StudyConfig, train: Sequence[dict[str, Any]], test: Sequence[dict[str, Any]],
+                 target: DegradedTestSet, sigma: float, strategies: Sequence[str],
+                 clean_recognisers: dict[str, nn.Module], chapter: Any = None) -> pd.DataFrame:
+    """Enhancers trained at noise ``sigma`` on ``train`` (both supervision settings) applied to another domain's
+    degraded ``target``: PSNR/SSIM there beside those on their own test set."""
+    rows = [{"setting": "-", "strategy": "degraded input", **image_quality(target.degraded, target.clean)}]
+    for setting in ("supervised", "unsupervised"):
+        res = run_setting(cfg, train, test, {"name": "gaussian", "sigma": sigma}, supervised=setting == "supervised",
+                          strategies=strategies, clean_recognisers=clean_recognisers, chapter=chapter)
+        src = res.frame().set_index("strategy")
+        for name, enh in res.enhancers.items():
+            q = image_quality(enhance(enh, target.degraded, cfg.eval_batch, cfg.torch_device), target.clean)
+            rows.append({"setting": setting, "strategy": name, "psnr_db": q["psnr_db"], "ssim": q["ssim"],
+                         "source_psnr_db": src.loc[name, "psnr_db"], "source_ssim": src.loc[name, "ssim"]})
+    return pd.DataFrame(rows)
+
+
+def cam_panels(res: SettingResult, clean_classifier: nn.Module, strategies: Sequence[str], cases: Sequence[int],
+               classes: Sequence[int], first_row: str = "noisy · benchmark-ii") -> dict[str, tuple[torch.Tensor, np.ndarray]]:
+    """Grad-CAM rows for :func:`medtask.methods.gradprom.plots.plot_cams`: the degraded input judged by the clean
+    classifier, then each strategy's output judged by its own classifier (the clean one for Benchmark-i)."""
+    idx = torch.as_tensor(list(cases))
+    rows = {first_row: (res.test.degraded[idx], grad_cam(clean_classifier, res.test.degraded[idx], classes=list(classes)))}
+    for name in strategies:
+        net = res.recognisers.get(name, {"classification": clean_classifier})["classification"]
+        rows[f"{name} output"] = (res.enhanced[name][idx], grad_cam(net, res.enhanced[name][idx], classes=list(classes)))
+    return rows
+
+
+def cam_focus(res: SettingResult, clean_classifier: nn.Module, strategies: Sequence[str], label: int = 1,
+              shown: int = 4) -> tuple[pd.DataFrame, dict[str, tuple[torch.Tensor, np.ndarray]]]:
+    """Share of Grad-CAM mass inside the object mask for the test images of class ``label``: the uniform map, the
+    degraded input (clean classifier) and each strategy's output (its own classifier); and the first ``shown``
+    cases' CAM rows for a figure."""
+    pos = torch.nonzero(res.test.labels == label).flatten()
+    masks = res.test.masks[pos]
+    panels = cam_panels(res, clean_classifier, strategies, pos.tolist(), [label] * len(pos), "noisy · clean classifier")
+    focus = [{"input": "mask area share (uniform map)", "cam_mass_in_polyp": float((masks > 0).float().mean())}]
+    focus += [{"input": name, "cam_mass_in_polyp": float(np.nanmean(cam_mass_inside(maps, masks)))}
+              for name, (_, maps) in panels.items()]
+    return pd.DataFrame(focus), {k: (imgs[:shown], maps[:shown]) for k, (imgs, maps) in panels.items()}
+
+
+#: the auxiliary configurations of the two-auxiliary experiment: label -> (tasks, strategies; None = the chapter's)
+TWO_AUXILIARIES: dict[str, tuple[tuple[str, ...], tuple[str, ...] | None]] = {
+    "classifier": (("classification",), None),
+    "segmenter": (("segmentation",), ("joint", "gradprom")),
+    "both": (("classification", "segmentation"), ("joint", "gradprom")),
+}
+
+
+def two_auxiliaries(config: dict[str, Any], train: Sequence[dict[str, Any]], test: Sequence[dict[str, Any]],
+                    degradation: Degradation | str | dict, recognisers: dict[str, nn.Module],
+                    strategies: Sequence[str], chapter: Any = None, channels: int = 3) -> Grid:
+    """The enhancer trained with a classifier, a segmenter, or both as auxiliaries (:data:`TWO_AUXILIARIES`),
+    each starting from ``recognisers`` trained on clean images; rows carry ``auxiliary``, runs are keyed by it."""
+    tables, logs, runs = [], [], {}
+    for aux, (tasks, strats) in TWO_AUXILIARIES.items():
+        cfg = StudyConfig(tasks=tasks, channels=channels, **config)
+        res = run_setting(cfg, train, test, degradation, strategies=strats or strategies, chapter=chapter,
+                          clean_recognisers={t: recognisers[t] for t in tasks}, tag=f"twoaux_{aux}")
+        tables.append(res.frame().assign(auxiliary=aux))
+        logs.append(cosine_log(res.histories, experiment=f"auxiliary: {aux}"))
+        runs[aux] = res
+    return Grid(pd.concat(tables, ignore_index=True), pd.concat(logs, ignore_index=True), runs)

@@ -17,6 +17,7 @@ from medtask.methods.mvmicnet.study import Decoded
 from medtask.metrics.bdrate import bd_table
 from medtask.metrics.image import msssim_settings
 from medtask.reporting.published import published_table
+from medtask.reporting.tables import side_by_side
 
 PUBLISHED_FILES = {"table1": "mvmicnet_table1_cvc_colondb.csv", "tables2_3": "mvmicnet_tables2_3_chestx_det.csv",
                    "table4": "mvmicnet_table4_lambda2.csv"}
@@ -147,3 +148,76 @@ def speed_table(decoded: dict[tuple[str, int], Decoded]) -> pd.DataFrame:
                      "bytes_vs_estimate_pct": gap})
     t = pd.DataFrame(rows)
     return t.groupby("method", sort=False).mean(numeric_only=True).drop(columns="point").reset_index()
+
+
+#: bytes every learned bitstream pays whatever its content: our header (10–12 bytes) and 4 bytes of rANS state
+#: for each of the two entropy-coded strings (y and z); ``benchmarks/compression_speed.py --gap-sizes`` measures it
+FIXED_BYTES = 18
+
+
+def fixed_bytes_sentence(decoded: dict[tuple[str, int], Decoded], size: int) -> str:
+    """How large the fixed bytes are against a whole learned bitstream at this run's image size (Markdown)."""
+    sizes = np.concatenate([d.bpp * size * size / 8 for d in decoded.values() if d.bpp_est is not None])
+    share = 100 * FIXED_BYTES / sizes
+    return (f"At this run's {size}-px frames a whole learned bitstream is {sizes.min():.0f}–{sizes.max():.0f} bytes, so "
+            f"the ~{FIXED_BYTES} fixed bytes alone are {share.min():.1f}–{share.max():.1f} % of it.")
+
+
+# -- the rate sweep's tables and figure data (chapters A1, A2) ---------------------------------------------
+def beside_published(results: pd.DataFrame, pub: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """The sweep's rows under the paper's method names (our codec's name in ``codec``) beside the published
+    ``columns`` (suffix ``_pub``), joined on method and rate point."""
+    ours = results.assign(method=results["paper_method"].fillna(results["method"]))
+    table = side_by_side(ours, pub, ["method", "point"], columns)
+    table.insert(1, "codec", results["method"].values)
+    return table
+
+
+def rate_frames(results: pd.DataFrame, pub: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """What the rate figures and BD tables take: task accuracy (MVMICNet's stage 2 as its own method),
+    image quality, both in one frame, and the published table in the same long form."""
+    acc = accuracy_curves_frame(results, metric)
+    qual = results[["method", "bpp", "psnr_db", "ms_ssim"]]
+    pub_s2 = pub[pub["method"] == "MVMICNet"].assign(method="MVMICNet (stage 2)", **{metric: lambda d: d[f"{metric}_stage2"]})
+    pub_long = pd.concat([pub.rename(columns={f"{metric}_stage1": metric}), pub_s2], ignore_index=True)
+    return acc, qual, acc.merge(qual, on=["method", "bpp"], how="outer"), pub_long
+
+
+def bd_accuracy_and_psnr(acc: pd.DataFrame, qual: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """BD tables of the task ``metric`` (accuracy curves) and of PSNR, one below the other."""
+    return pd.concat([bd_tables(acc, [metric]), bd_tables(qual, ["psnr_db"])], ignore_index=True)
+
+
+# -- the lambda2 ablation (chapter A3) --------------------------------------------------------------------
+#: Table 4's quantities per (lambda2, seed), percentages as in the paper
+LAMBDA2_METRICS = ("bpp", "psnr_db", "miou_percent", "miou_stage2_percent", "accuracy_percent", "dice_percent", "ms_ssim")
+
+
+def lambda2_per_seed(results: pd.DataFrame) -> pd.DataFrame:
+    """One row per (``lambda2``, ``seed``) of :func:`medtask.methods.mvmicnet.study.lambda2_ablation` with
+    :data:`LAMBDA2_METRICS` (mIoU, accuracy and Dice ×100)."""
+    r = results
+    return pd.DataFrame({"lambda2": r["lambda2"], "seed": r["seed"], "bpp": r["bpp"], "psnr_db": r["psnr_db"],
+                         "miou_percent": 100 * r["miou_stage1"], "miou_stage2_percent": 100 * r["miou_stage2"],
+                         "accuracy_percent": 100 * r["macc_stage1"], "dice_percent": 100 * r["dice_stage1"],
+                         "ms_ssim": r["ms_ssim"]})
+
+
+def lambda2_claims(t4: pd.DataFrame, diffs: pd.DataFrame | None, seeds: int) -> list[str]:
+    """Chapter A3's claims: best mIoU and worst PSNR over λ2 (means over seeds, ``t4``), each λ2 against 0 on the
+    same seed (``diffs``, :func:`medtask.metrics.spread.paired_differences`), and the seed-to-seed spread."""
+    best = t4.loc[t4["miou_percent"].idxmax()]
+    worst_psnr = t4.loc[t4["psnr_db"].idxmin()]
+    lines = [f"- Highest mean stage-1 mIoU at lambda2 = {best['lambda2']:g} ({best['miou_percent']:.1f} %); the paper's best is 1e-4.",
+             f"- Lowest mean PSNR at lambda2 = {worst_psnr['lambda2']:g} ({worst_psnr['psnr_db']:.2f} dB); the paper's is 0.1 (24.25 dB)."]
+    for _, r in (diffs if diffs is not None else pd.DataFrame()).iterrows():
+        def sd(c: str, f: str = ".2f", r: pd.Series = r) -> str:
+            return f" ± {r[c + '_diff_sd']:{f}}" if r["seeds"] > 1 else ""
+
+        noise = ("" if r["seeds"] < 2 else " (larger than its seed spread)"
+                 if abs(r["miou_percent_diff"]) > 2 * r["miou_percent_diff_sd"] else " (within twice its seed spread)")
+        lines.append(f"- lambda2 = {r['lambda2']:g} vs 0, same seed: mIoU {r['miou_percent_diff']:+.1f}{sd('miou_percent')} points"
+                     f"{noise}, PSNR {r['psnr_db_diff']:+.2f}{sd('psnr_db')} dB, bpp {r['bpp_diff']:+.4f}{sd('bpp', '.4f')}.")
+    lines.append(f"- {seeds} seed(s); seed-to-seed sd of mIoU at a fixed lambda2: "
+                 + ", ".join(f"{r['lambda2']:g}: {r['miou_percent_sd']:.1f}" for _, r in t4.iterrows()) + " points.")
+    return lines

@@ -26,9 +26,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from medtask.engine.loop import Strategy, load_state_into, read_checkpoint
+from medtask.engine.strategies import SingleNetwork
 from medtask.errors import InvalidParameterError
 from medtask.methods.mvmicnet.codecs.bitstream import pad_to_multiple, to_rgb
 from medtask.methods.mvmicnet.codecs.learned import bpp_from_likelihoods, check_lambda, parameter_groups
+from medtask.nn.losses import check_task, recognition_loss
 
 SCALE_255 = 255.0 ** 2
 
@@ -56,16 +58,7 @@ class SegmentationTask(TaskAdapter):
         self.dice_weight = float(dice_weight)
 
     def loss(self, net: nn.Module, images: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
-        logits = net(images)
-        target = batch["mask"].to(images.device).long()
-        ce = F.cross_entropy(logits, target)
-        if self.dice_weight == 0:
-            return ce
-        probs = logits.softmax(1)[:, 1:]
-        onehot = F.one_hot(target, logits.shape[1]).permute(0, 3, 1, 2)[:, 1:].to(probs.dtype)
-        inter = (probs * onehot).sum((0, 2, 3))
-        dice = (2 * inter + 1.0) / (probs.sum((0, 2, 3)) + onehot.sum((0, 2, 3)) + 1.0)
-        return ce + self.dice_weight * (1.0 - dice.mean())
+        return recognition_loss(net(images), batch["mask"], "segmentation", self.dice_weight)
 
 
 class DetectionTask(TaskAdapter):
@@ -83,13 +76,13 @@ class DetectionTask(TaskAdapter):
         return sum(losses.values())
 
 
+#: the tasks MVMICNet's codec is trained for (of :data:`medtask.data.io.TASKS`)
+TASKS = ("segmentation", "detection")
+
+
 def task_adapter(task: str) -> TaskAdapter:
     """``"segmentation"`` or ``"detection"`` -> its :class:`TaskAdapter`."""
-    if task == "segmentation":
-        return SegmentationTask()
-    if task == "detection":
-        return DetectionTask()
-    raise InvalidParameterError(f"task must be 'segmentation' or 'detection', got {task!r}")
+    return SegmentationTask() if check_task(task, TASKS) == "segmentation" else DetectionTask()
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -129,6 +122,20 @@ def _images(batch: dict[str, Any], device: torch.device) -> torch.Tensor:
     return x.to(device)
 
 
+def rate_distortion(codec: nn.Module, x: torch.Tensor, lambda1: float) -> dict[str, torch.Tensor]:
+    """The rate–distortion loss ``R + λ1·255²·MSE(x, x̂)`` of a batch, with its terms and ``x_hat``."""
+    x_hat, bpp = codec_forward(codec, x)
+    mse = F.mse_loss(x_hat, x)
+    return {"loss": bpp + lambda1 * SCALE_255 * mse, "bpp": bpp, "mse": mse, "x_hat": x_hat}
+
+
+def _aux_backward(codec: nn.Module) -> float:
+    """Back-propagate CompressAI's auxiliary (quantile) loss; return its value."""
+    aux = codec.aux_loss()
+    aux.backward()
+    return aux.item()
+
+
 def _codec_optimizers(codec: nn.Module, lr: float, aux_lr: float) -> dict[str, torch.optim.Optimizer]:
     main, aux = parameter_groups(codec)
     return {"codec": torch.optim.Adam(main, lr=lr), "aux": torch.optim.Adam(aux, lr=aux_lr)}
@@ -154,14 +161,10 @@ class CodecMSEStrategy(Strategy):
         return self._opt
 
     def compute_gradients(self, batch: dict[str, Any], step: int) -> dict[str, float]:
-        x = _images(batch, self.device)
-        x_hat, bpp = codec_forward(self.codec, x)
-        mse = F.mse_loss(x_hat, x)
-        loss = bpp + self.lambda1 * SCALE_255 * mse
-        loss.backward()
-        aux = self.codec.aux_loss()
-        aux.backward()
-        return {"loss": loss.item(), "bpp": bpp.item(), "mse": mse.item(), "aux": aux.item()}
+        rd = rate_distortion(self.codec, _images(batch, self.device), self.lambda1)
+        rd["loss"].backward()
+        aux = _aux_backward(self.codec)
+        return {"loss": rd["loss"].item(), "bpp": rd["bpp"].item(), "mse": rd["mse"].item(), "aux": aux}
 
 
 class JointStrategy(Strategy):
@@ -192,22 +195,19 @@ class JointStrategy(Strategy):
 
     def loss_terms(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """The three terms and the total (differentiable), for tests and logging."""
-        x = _images(batch, self.device)
-        x_hat, bpp = codec_forward(self.codec, x)
-        mse = F.mse_loss(x_hat, x)
-        task = self.task.loss(self.task_net, x_hat, batch)
-        total = bpp + self.lambda1 * SCALE_255 * mse + self.lambda2 * self.task_scale * task
-        return {"loss": total, "bpp": bpp, "mse": mse, "task": task}
+        rd = rate_distortion(self.codec, _images(batch, self.device), self.lambda1)
+        task = self.task.loss(self.task_net, rd["x_hat"], batch)
+        total = rd["loss"] + self.lambda2 * self.task_scale * task
+        return {"loss": total, "bpp": rd["bpp"], "mse": rd["mse"], "task": task}
 
     def compute_gradients(self, batch: dict[str, Any], step: int) -> dict[str, float]:
         terms = self.loss_terms(batch)
         terms["loss"].backward()
-        aux = self.codec.aux_loss()
-        aux.backward()
-        return {**{k: v.item() for k, v in terms.items()}, "aux": aux.item()}
+        aux = _aux_backward(self.codec)
+        return {**{k: v.item() for k, v in terms.items()}, "aux": aux}
 
 
-class TaskStrategy(Strategy):
+class TaskStrategy(SingleNetwork):
     """The task network trained alone on original images (what the baselines are evaluated with)."""
 
     name = "task"
@@ -217,22 +217,15 @@ class TaskStrategy(Strategy):
         self.task_net = task_net.to(device)
         self.task = task_adapter(task) if isinstance(task, str) else task
         self.device = torch.device(device)
-        self._opt = {"task": torch.optim.Adam(self.task_net.parameters(), lr=lr)}
-
-    def modules(self) -> dict[str, nn.Module]:
-        return {"task": self.task_net}
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return self._opt
+        super().__init__(self.task_net, self._loss, torch.optim.Adam(self.task_net.parameters(), lr=lr), key="task")
 
     def inputs(self, batch: dict[str, Any]) -> torch.Tensor:
         """The images the task network learns from: the originals."""
         return _images(batch, self.device)
 
-    def compute_gradients(self, batch: dict[str, Any], step: int) -> dict[str, float]:
-        loss = self.task.loss(self.task_net, self.inputs(batch), batch)
-        loss.backward()
-        return {"loss": loss.item()}
+    def _loss(self, net: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
+        loss = self.task.loss(net, self.inputs(batch), batch)
+        return loss, {"loss": loss.item()}
 
 
 class FrozenCodecTaskStrategy(TaskStrategy):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from medtask.engine import RandomBatches, fit
+from medtask.engine.predict import predict
 from medtask.errors import InvalidParameterError
 from medtask.methods.mvmicnet.codecs import classic
 from medtask.methods.mvmicnet.codecs.bitstream import LearnedCodec
@@ -37,13 +38,15 @@ from medtask.methods.mvmicnet.strategies import (
     CodecMSEStrategy,
     FrozenCodecTaskStrategy,
     JointStrategy,
+    TASKS,
     TaskStrategy,
     check_lambda2,
     load_modules,
 )
 from medtask.metrics.detection import DetectionMeter
-from medtask.metrics.image import ms_ssim_any, psnr_rgb8
+from medtask.metrics.image import image_quality
 from medtask.metrics.segmentation import SegmentationMeter
+from medtask.nn.losses import check_task
 
 ARCH_LABEL = {"mbt2018-mean": "MBT2018-Mean", "cheng2020-anchor": "Cheng2020-Anchor"}
 DATASETS = {"segmentation": ("cvc-colondb",), "detection": ("bccd", "chestx-det")}
@@ -128,46 +131,33 @@ def run_classic(name: str, images: torch.Tensor, knob: float, point: int) -> Dec
                    {"file_bpp": float(np.mean(file_bpp))})
 
 
-def image_quality(decoded: torch.Tensor, originals: torch.Tensor, batch_size: int = 32) -> dict[str, float]:
-    """Mean PSNR (8-bit RGB, dB) and mean MS-SSIM over the images."""
-    ps, ms = [], []
-    for i in range(0, len(originals), batch_size):
-        a, b = decoded[i:i + batch_size], originals[i:i + batch_size]
-        ps.append(psnr_rgb8(a, b))
-        ms.append(ms_ssim_any(a, b))
-    p = torch.cat(ps)
-    return {"psnr_db": float(p[torch.isfinite(p)].mean()) if torch.isfinite(p).any() else float("inf"),
-            "ms_ssim": float(torch.cat(ms).mean())}
+def _detect(net: nn.Module, x: torch.Tensor) -> Any:
+    return net(list(x.unbind(0)))
 
 
-@torch.inference_mode()
 def task_scores(net: nn.Module, task: str, images: torch.Tensor, dataset: Sequence[dict[str, Any]],
                 num_classes: int, device: torch.device, batch_size: int = 8) -> dict[str, float]:
-    """Task metrics of ``net`` on ``images`` (decoded or original) against ``dataset``'s labels."""
+    """Task metrics of ``net`` on ``images`` (decoded or original) against ``dataset``'s labels (``net`` left in eval mode)."""
     net.eval()
     if task == "segmentation":
         meter = SegmentationMeter(num_classes)
-        for i in range(0, len(images), batch_size):
-            logits = net(images[i:i + batch_size].to(device))
-            masks = torch.stack([dataset[j]["mask"] for j in range(i, min(i + batch_size, len(images)))])
-            meter.update(logits.argmax(1).cpu(), masks)
+        masks = predict(net, images, batch_size=batch_size, device=device, output=lambda out: out.argmax(1).cpu())
+        for i, pred in zip(range(0, len(images), batch_size), masks):
+            meter.update(pred, torch.stack([dataset[j]["mask"] for j in range(i, i + len(pred))]))
         s = meter.compute()
         return {"miou": s["miou"], "dice": s["dice"], "macc": s["macc"]}
     meter = DetectionMeter()
-    for i in range(0, len(images), batch_size):
-        preds = net(list(images[i:i + batch_size].to(device).unbind(0)))
-        targets = [{"boxes": dataset[j]["boxes"], "labels": dataset[j]["labels"]}
-                   for j in range(i, min(i + batch_size, len(images)))]
-        meter.update(preds, targets)
+    found = predict(net, images, batch_size=batch_size, device=device, forward=_detect, output=lambda out: out)
+    for i, preds in zip(range(0, len(images), batch_size), found):
+        meter.update(preds, [{"boxes": dataset[j]["boxes"], "labels": dataset[j]["labels"]} for j in range(i, i + len(preds))])
     s = meter.compute()
     return {"map": s["map"], "ap50": s["map_50"], "ap75": s["map_75"]}
 
 
-@torch.inference_mode()
-def predict_masks(net: nn.Module, images: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Class maps ``[N, H, W]`` of a segmentation network."""
+def predict_masks(net: nn.Module, images: torch.Tensor, device: torch.device, batch_size: int = 8) -> torch.Tensor:
+    """Class maps ``[N, H, W]`` of a segmentation network (left in eval mode)."""
     net.eval()
-    return net(images.to(device)).argmax(1).cpu()
+    return torch.cat(predict(net, images, batch_size=batch_size, device=device, output=lambda out: out.argmax(1).cpu()))
 
 
 # -- the study --------------------------------------------------------------------------------
@@ -181,8 +171,7 @@ class CompressionStudy:
                  mse_steps: int = 200, extra_steps: int = 100, stage2_steps: int = 50, lr: float = 1e-4,
                  task_lr: float = 1e-3, finetune_lr: float = 1e-4, task_scale: float = 255.0 ** 2,
                  calib: Sequence[dict] | None = None, progress: bool = True) -> None:
-        if task not in ("segmentation", "detection"):
-            raise InvalidParameterError(f"task must be 'segmentation' or 'detection', got {task!r}")
+        check_task(task, TASKS)
         self.chapter, self.task, self.train, self.test = chapter, task, train, test
         self.calib = calib if calib is not None else test
         self.build_task, self.num_classes, self.device, self.seed = build_task, num_classes, device, seed
@@ -275,7 +264,7 @@ class CompressionStudy:
         r: dict[str, Any] = {"method": d.method, "point": d.point, "bpp": float(d.bpp.mean()),
                              "bpp_est": float(d.bpp_est.mean()) if d.bpp_est is not None else np.nan,
                              "knob": d.knob if d.knob is not None else np.nan}
-        r.update(image_quality(d.images, self.test_images))
+        r.update(image_quality(d.images, self.test_images, structure="ms_ssim"))
         for k, v in stage1.items():
             r[f"{k}_stage1"] = v
         for k, v in (stage2 or {}).items():
@@ -362,3 +351,34 @@ def run_sweep(study: CompressionStudy, lambdas: Sequence[float], lambda2: float,
                  {"learned": t_learned, "total": time.perf_counter() - t0, **study.timings})
 
 
+
+
+def lambda2_ablation(study_for_seed: Callable[[int], CompressionStudy], seeds: Sequence[int], lambda1: float,
+                     lambda2s: Sequence[float]) -> tuple[pd.DataFrame, CompressionStudy]:
+    """MVMICNet at one rate point (``lambda1``) for every λ2 in ``lambda2s``, trained once per seed
+    (``study_for_seed(seed)`` builds that seed's study): one results row each, with ``lambda2`` and ``seed``;
+    and the last seed's study (for its timings)."""
+    rows = []
+    for s in seeds:
+        study = study_for_seed(s)
+        for lam2 in lambda2s:
+            codec, s1, s2 = study.mvmicnet(1, lambda1, lam2, tag=f"l2_{lam2:g}")
+            d = run_learned(codec, study.specs[study.mvmicnet_arch], f"l2-{lam2:g}", study.test_images, "MVMICNet", 1)
+            rows.append(study.row(d, study.scores(s1, d.images), study.scores(s2, d.images), lambda2=lam2, seed=s))
+    return pd.DataFrame(rows), study
+
+
+def fig4_panels(sweep: Sweep, study: CompressionStudy, idx: Sequence[int], device: torch.device,
+                point: int = 1) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    """The columns of MVMICNet's Fig. 4 for test images ``idx`` at rate ``point``: ERFNet on the originals, on
+    HEVC-intra and Cheng2020 reconstructions (where run), MVMICNet stage 1 and stage 2 on its own."""
+    orig = study.test_images[idx]
+    panels = [("ERFNet on original", orig, predict_masks(sweep.task_net, orig, device))]
+    for key, label in (("hevc-intra", "HEVC-intra"), ("cheng2020-anchor", "Cheng2020")):
+        if (key, point) in sweep.decoded:
+            d = sweep.decoded[(key, point)]
+            panels.append((f"{label} {d.bpp[idx].mean():.3f} bpp", d.images[idx], predict_masks(sweep.task_net, d.images[idx], device)))
+    d = sweep.decoded[("mvmicnet", point)]
+    s1, s2 = sweep.stage_nets[point]
+    return panels + [(f"MVMICNet s1 {d.bpp[idx].mean():.3f} bpp", d.images[idx], predict_masks(s1, d.images[idx], device)),
+                     ("MVMICNet stage 2", d.images[idx], predict_masks(s2, d.images[idx], device))]

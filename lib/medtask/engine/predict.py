@@ -1,0 +1,40 @@
+"""The one batched inference loop: a network in evaluation mode over many images, under ``inference_mode``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from medtask.engine.batches import collate
+
+
+def _apply(net: nn.Module, x: torch.Tensor) -> Any:
+    return net(x)
+
+
+@torch.inference_mode()
+def predict(net: nn.Module, inputs: torch.Tensor | Sequence[dict[str, Any]], *, batch_size: int = 32,
+            device: torch.device | str = "cpu", forward: Callable[[nn.Module, torch.Tensor], Any] = _apply,
+            output: Callable[[Any], Any] | None = None) -> list[Any]:
+    """``output(forward(net, batch))`` for every batch of ``inputs``, in order (one list entry per batch).
+
+    ``inputs`` is a tensor ``[N, ...]`` or a sequence of sample dicts (their ``"image"`` is used).
+    Batches are moved to ``device``; ``forward`` says how the network is called (default ``net(x)``)
+    and ``output`` what is kept of its result (default: the result moved to the CPU). The network
+    runs in evaluation mode and gets its train/eval mode back afterwards.
+    """
+    was = net.training
+    net.eval()
+    keep = output if output is not None else (lambda out: out.cpu())
+    results = []
+    try:
+        for i in range(0, len(inputs), batch_size):
+            chunk = inputs[i:i + batch_size]
+            x = chunk if isinstance(chunk, torch.Tensor) else collate(list(chunk))["image"]
+            results.append(keep(forward(net, x.to(device))))
+    finally:
+        net.train(was)
+    return results
