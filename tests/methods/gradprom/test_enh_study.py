@@ -58,6 +58,12 @@ def test_run_setting_rows_histories_and_resume(phantom, tmp_path):
         df.set_index("strategy").loc["gradprom", "psnr_db"])
     maps = grad_cam(res.recognisers["frozen"]["classification"], res.enhanced["frozen"][:2])
     assert maps.shape == (2, 16, 16) and maps.min() >= 0 and maps.max() <= 1 + 1e-6
+    reused = {a["name"] for a in chapter.reused_artefacts()}
+    assert "gaussian_0.2_sup_gradprom" in reused and "rec_classification_clean" in reused
+    changed = Chapter("c_test", results_dir=tmp_path / "res")
+    run_setting(tiny_cfg(lam=0.5), train, test, {"name": "gaussian", "sigma": 0.2}, chapter=changed,
+                strategies=("gradprom",))  # lambda is GradProm's parameter: GradProm retrains, not the recognisers
+    assert {a["name"] for a in changed.reused_artefacts()} == {"rec_classification_clean"}
 
 
 def test_super_resolution_setting_and_bad_input(phantom):

@@ -72,3 +72,30 @@ def test_study_checkpoints_are_kept_apart_per_seed(tmp_path, monkeypatch):
     s2 = cs.CompressionStudy(ch, "segmentation", data, data, seed=2, **kw)
     assert s0.checkpoint("task_original").parent.name == "a3_test"
     assert s2.checkpoint("task_original").parent.name == "seed2"
+
+
+def test_a_changed_lambda_retrains_and_an_unchanged_one_is_reused(tmp_path, monkeypatch):
+    """Issue: rerunning with new lambdas rewrote no checkpoint and labelled old bpp with the new lambdas."""
+    from medtask.pipeline import Chapter
+
+    monkeypatch.setenv("MEDTASK_OUTPUT", str(tmp_path))
+    data = [{"image": smooth_image(h=32, w=32, seed=s), "mask": torch.zeros(32, 32, dtype=torch.long), "id": str(s)}
+            for s in range(4)]
+
+    def study(lambda1):
+        ch = Chapter("a1_test", profile="smoke", parameters={}, datasets=[], results_dir=tmp_path / "r")
+        s = cs.CompressionStudy(ch, "segmentation", data, data, build_task=lambda: build_erfnet(2, width=0.25),
+                                num_classes=2, device=torch.device("cpu"), widths={"mbt2018-mean": {"N": 8, "M": 8}},
+                                batch_size=2, mse_steps=2, extra_steps=1, progress=False)
+        codec = s.baseline_codec("mbt2018-mean", 1, lambda1)
+        return ch, s, codec
+
+    ch1, s1, c1 = study(0.0067)
+    ch2, s2, c2 = study(0.0067)  # unchanged: both trainings reused, same weights
+    assert s2.checkpoints == s1.checkpoints
+    assert {a["name"] for a in ch2.reused_artefacts()} == {"mbt2018-mean_mse_r1", "mbt2018-mean_r1"}
+    assert all(torch.equal(a, b) for a, b in zip(c1.state_dict().values(), c2.state_dict().values()))
+    ch3, s3, c3 = study(0.05)  # lambda changed: both trainings run again, into other files
+    assert set(s3.checkpoints.values()).isdisjoint(s1.checkpoints.values())
+    assert not ch3.reused_artefacts()
+    assert not all(torch.equal(a, b) for a, b in zip(c1.state_dict().values(), c3.state_dict().values()))

@@ -18,6 +18,7 @@ The published numbers and the protocol's summary table are in :mod:`medtask.meth
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -31,6 +32,7 @@ from medtask import data
 from medtask.engine import RandomBatches, TrainResult, fit
 from medtask.engine.gradcam import grad_cam
 from medtask.engine.predict import predict as run_batches
+from medtask.engine.signatures import network_signature, samples_signature, weights_digest
 from medtask.engine.timing import count_flops, latency
 from medtask.errors import InvalidParameterError
 from medtask.methods.angioqa.baselines import (
@@ -234,14 +236,32 @@ def build_arm(name: str, size: int, num_classes: int = len(GRADES), baseline_wid
     return build_classification_baseline(_BASELINE[name], num_classes)
 
 
+def arm_checkpoint(chapter: Any, name: str, model: nn.Module, train_set: Sequence[dict[str, Any]],
+                   params: dict[str, Any]) -> Any:
+    """The arm's checkpoint in ``chapter``, keyed on its settings, network, start weights, training
+    samples, the chapter's data and the source of the training code (see ``Chapter.artefact_key``)."""
+    slug = "".join(c if c.isalnum() else "_" for c in name.lower())
+    key = chapter.artefact_key(
+        {**params, "arm": name, "network": network_signature(model), "start_weights": weights_digest({"m": model}),
+         "train": samples_signature(train_set)},
+        code=(sys.modules[STRATEGIES[ARMS[name][1]].__module__], sys.modules[JointLoss.__module__], train, fit))
+    return chapter.checkpoint(slug, key=key)
+
+
 def run_arm(name: str, train_set: Sequence[dict[str, Any]], test_set: Sequence[dict[str, Any]], *, size: int,
-            steps: int, batch_size: int, lr: float, seed: int, device: Any, checkpoint: Any = None,
+            steps: int, batch_size: int, lr: float, seed: int, device: Any, chapter: Any = None,
             baseline_width: int = 64, vit_dim: int = 768, seg_weight: float = 1.0, cls_weight: float = 1.0,
             latency_repeats: int = 10) -> tuple[nn.Module, dict[str, Any]]:
-    """Build, train (same data, steps, batch and learning rate for every arm), evaluate and cost one arm."""
+    """Build, train (same data, steps, batch and learning rate for every arm), evaluate and cost one arm.
+
+    With a ``chapter`` the training resumes from, or reuses, the arm's keyed checkpoint there.
+    """
     role, task = ARMS[name]
     torch.manual_seed(seed)
     model = build_arm(name, size, baseline_width=baseline_width, vit_dim=vit_dim)
+    checkpoint = None if chapter is None else arm_checkpoint(
+        chapter, name, model, train_set, {"task": task, "size": size, "steps": steps, "batch_size": batch_size,
+                                          "lr": lr, "seed": seed, "seg_weight": seg_weight, "cls_weight": cls_weight})
     res = train(model, task, train_set, steps=steps, batch_size=batch_size, lr=lr, seed=seed, checkpoint=checkpoint,
                 device=device, seg_weight=seg_weight, cls_weight=cls_weight)
     metrics = evaluate(model, test_set, task, device=device)
@@ -275,16 +295,16 @@ def arcade_images(size: int, data_root: Any = None, limit: int | None = None) ->
 
 
 def run_arms(train_set: Sequence[dict[str, Any]], test_set: Sequence[dict[str, Any]], *,
-             checkpoint: Callable[[str], Any] | None = None, log: Callable[[str], None] = print,
+             chapter: Any = None, log: Callable[[str], None] = print,
              arms: Sequence[str] = tuple(ARMS), **kw: Any) -> tuple[list[dict[str, Any]], dict[str, nn.Module]]:
     """:func:`run_arm` for every arm (same data, steps and settings ``kw``): their rows and trained networks.
 
-    ``checkpoint(slug)`` gives each arm's checkpoint path (slug: the arm's name, lower case, ``_`` for others).
+    With a ``chapter``, each arm's checkpoint is keyed there (slug: the arm's name, lower case, ``_``
+    for others, then the key's digest).
     """
     rows, models = [], {}
     for name in arms:
-        slug = "".join(c if c.isalnum() else "_" for c in name.lower())
-        model, row = run_arm(name, train_set, test_set, checkpoint=checkpoint(slug) if checkpoint else None, **kw)
+        model, row = run_arm(name, train_set, test_set, chapter=chapter, **kw)
         models[name] = model
         rows.append(row)
         log(f"{name:26s} params {row['params']:>11,}  {row['train_s_per_step']:.2f} s/step  "

@@ -17,6 +17,7 @@ evaluates it on a fixed, seeded degraded copy of the test split. Grad-CAM itself
 from __future__ import annotations
 
 import copy
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -32,6 +33,7 @@ from medtask.config import get_device
 from medtask.engine import RandomBatches, TrainResult, fit
 from medtask.engine.gradcam import grad_cam
 from medtask.engine.predict import predict
+from medtask.engine.signatures import network_signature, samples_signature, weights_digest
 from medtask.errors import InvalidParameterError
 from medtask.methods.gradprom.degradations import Degradation, make_degradation
 from medtask.methods.gradprom.networks import build_enhancer
@@ -246,9 +248,32 @@ class SettingResult:
         return pd.DataFrame(self.rows)
 
 
-def _fit(strategy, batches, steps: int, chapter: Any, key: str) -> TrainResult:
-    ckpt = chapter.checkpoint(key) if chapter is not None else None
-    return fit(strategy, batches, steps, checkpoint=ckpt, desc=key)
+#: The fields of :class:`StudyConfig` a recogniser's training depends on (an enhancer's: all but device
+#: and eval_batch). A rerun that changes another field (λ, the enhancer's width, ...) reuses the recognisers.
+RECOGNISER_FIELDS = ("tasks", "num_classes", "channels", "classifier", "unet_base", "unet_levels", "rec_steps",
+                     "batch_size", "lr_rec", "seed")
+
+
+def _fit(strategy, batches: RandomBatches, steps: int, chapter: Any, name: str, cfg: StudyConfig,
+         params: dict[str, Any], fields: Sequence[str] | None = None) -> TrainResult:
+    """Train into the chapter's checkpoint keyed on what produces it (no checkpoint without a chapter).
+
+    The key: the ``fields`` of ``cfg`` the training depends on (default: all but device and
+    eval_batch), the setting (``params``), the networks' shapes and the weights they start from (so
+    Frozen's copy of a trained recogniser is keyed on that recogniser), the training samples, the
+    chapter's data fingerprints, and the source of the strategy's module and of the training loop.
+    """
+    ckpt = None
+    if chapter is not None:
+        budget = {k: v for k, v in asdict(cfg).items()
+                  if (k in fields if fields is not None else k not in ("device", "eval_batch"))}
+        key = chapter.artefact_key(
+            {**params, "strategy": type(strategy).__name__, "steps": steps, "config": budget,
+             "networks": {k: network_signature(m) for k, m in strategy.modules().items()},
+             "start_weights": weights_digest(strategy.modules()), "train": samples_signature(batches.dataset)},
+            code=(sys.modules[type(strategy).__module__], fit))
+        ckpt = chapter.checkpoint(name, key=key)
+    return fit(strategy, batches, steps, checkpoint=ckpt, desc=name)
 
 
 def train_recognisers(cfg: StudyConfig, train: Sequence[dict[str, Any]], degradation: Degradation | None,
@@ -262,7 +287,9 @@ def train_recognisers(cfg: StudyConfig, train: Sequence[dict[str, Any]], degrada
         strat = RecogniserOnly(net, task, on=on, lr=cfg.lr_rec)
         aug = DegradeBatch(degradation if degradation is not None else {"name": "gaussian", "sigma": 0.0})
         batches = RandomBatches(train, cfg.batch_size, seed=cfg.seed, augment=aug, device=cfg.torch_device)
-        hist[task] = _fit(strat, batches, cfg.rec_steps, chapter, f"{key}_{task}_{on}")
+        hist[task] = _fit(strat, batches, cfg.rec_steps, chapter, f"{key}_{task}_{on}", cfg,
+                          {"task": task, "on": on, "degradation": None if degradation is None else
+                           make_degradation(degradation).describe()}, RECOGNISER_FIELDS)
         nets[task] = net
     return nets, hist
 
@@ -329,7 +356,8 @@ def run_setting(cfg: StudyConfig, train: Sequence[dict[str, Any]], test: Sequenc
                                   lr_recogniser=cfg.lr_rec, per_layer=cfg.per_layer)
             judges, judged_by = nets, "own"
             recs[name] = nets
-        histories[name] = _fit(strat, batches, cfg.steps, chapter, f"{tag}_{name}")
+        histories[name] = _fit(strat, batches, cfg.steps, chapter, f"{tag}_{name}", cfg,
+                               {"setting": setting, "supervised": supervised})
         enhancers[name] = enh
         enhanced[name] = enhance(enh, testset.degraded, cfg.eval_batch, dev)
         evaluate(name, enhanced[name], judges, judged_by)

@@ -17,6 +17,7 @@ MS-SSIM (pytorch-msssim, small-image settings) and the task metrics, under ``tor
 from __future__ import annotations
 
 import copy
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from torch import nn
 
 from medtask.engine import RandomBatches, fit
 from medtask.engine.predict import predict
+from medtask.engine.signatures import network_signature, samples_signature, weights_digest
 from medtask.errors import InvalidParameterError
 from medtask.methods.mvmicnet.codecs import classic
 from medtask.methods.mvmicnet.codecs.bitstream import LearnedCodec
@@ -188,28 +190,48 @@ class CompressionStudy:
         self.progress = progress
         self.test_images = stack_images(test)
         self.timings: dict[str, float] = {}
+        self.checkpoints: dict[str, Path] = {}  # name -> the keyed checkpoint trained (or reused) this run
 
     # -- training ----------------------------------------------------------------------------
-    def checkpoint(self, name: str) -> Path:
-        """This study's checkpoint ``name``: seed 0 at the chapter's top level, seed k under ``seed<k>/``."""
-        return self.chapter.checkpoint(name if self.seed == 0 else f"seed{self.seed}/{name}")
+    def checkpoint(self, name: str, key: dict[str, Any] | None = None) -> Path:
+        """This study's checkpoint ``name``: seed 0 at the chapter's top level, seed k under ``seed<k>/``.
+
+        With ``key`` the file name carries the key's digest (:meth:`medtask.pipeline.Chapter.checkpoint`).
+        """
+        return self.chapter.checkpoint(name if self.seed == 0 else f"seed{self.seed}/{name}", key=key)
 
     def _batches(self, bs: int) -> RandomBatches:
         return RandomBatches(self.train, bs, seed=self.seed)
 
-    def _fit(self, strategy, steps: int, name: str, bs: int):
+    def _fit(self, strategy, steps: int, name: str, bs: int, params: dict[str, Any],
+             inputs: dict[str, Path] | None = None) -> Path:
+        """Train ``strategy`` into the checkpoint keyed on what produces it; return that checkpoint's path.
+
+        The key holds the training's own ``params``, steps, batch size, seed, the networks' shapes, the
+        training samples (ids, count, size), the checkpoints in ``inputs`` (by content), the chapter's
+        data fingerprints and the source of the strategy's module and of the training loop: a rerun
+        with any of them changed trains again, anything else is reused (and listed as reused).
+        """
+        nets = {k: network_signature(m) for k, m in strategy.modules().items()}
+        key = self.chapter.artefact_key(
+            {**params, "strategy": type(strategy).__name__, "steps": steps, "batch_size": bs, "seed": self.seed,
+             "grad_clip": 1.0, "networks": nets, "start_weights": weights_digest(strategy.modules()),
+             "train": samples_signature(self.train)},
+            inputs=inputs or {}, code=(sys.modules[type(strategy).__module__], fit))
+        ckpt = self.checkpoint(name, key=key)
         torch.manual_seed(self.seed)
-        res = fit(strategy, self._batches(bs), steps, checkpoint=self.checkpoint(name), grad_clip=1.0,
+        res = fit(strategy, self._batches(bs), steps, checkpoint=ckpt, grad_clip=1.0,
                   progress=self.progress, desc=name)
         self.timings[name] = res.seconds_per_step
-        return res
+        self.checkpoints[name] = ckpt
+        return ckpt
 
     def task_network(self) -> nn.Module:
         """The task network trained on original images (checkpoint ``task_original``)."""
         torch.manual_seed(self.seed)
         net = self.build_task()
         self._fit(TaskStrategy(net, self.task, lr=self.task_lr, device=self.device), self.task_steps,
-                  "task_original", self.task_batch_size)
+                  "task_original", self.task_batch_size, {"task": self.task, "lr": self.task_lr})
         return net.eval()
 
     def _codec(self, arch: str) -> nn.Module:
@@ -220,16 +242,19 @@ class CompressionStudy:
         """The shared MSE-trained starting point of every learned method at rate point ``point``."""
         codec = self._codec(arch)
         self._fit(CodecMSEStrategy(codec, lambda1, lr=self.lr, device=self.device), self.mse_steps,
-                  f"{arch}_mse_r{point}", self.batch_size)
+                  f"{arch}_mse_r{point}", self.batch_size,
+                  {"codec": self.specs[arch].as_dict(), "lambda1": lambda1, "lr": self.lr})
         return codec
 
     def baseline_codec(self, arch: str, point: int, lambda1: float) -> nn.Module:
         """A baseline learned codec: the shared MSE start plus ``extra_steps`` MSE-only steps."""
         self.mse_codec(arch, point, lambda1)
+        start = self.checkpoints[f"{arch}_mse_r{point}"]
         codec = self._codec(arch)
-        load_modules(self.checkpoint(f"{arch}_mse_r{point}"), {"codec": codec})
+        load_modules(start, {"codec": codec})
         self._fit(CodecMSEStrategy(codec, lambda1, lr=self.lr, device=self.device), self.extra_steps,
-                  f"{arch}_r{point}", self.batch_size)
+                  f"{arch}_r{point}", self.batch_size,
+                  {"codec": self.specs[arch].as_dict(), "lambda1": lambda1, "lr": self.lr}, {"start": start})
         return codec.eval()
 
     def mvmicnet(self, point: int, lambda1: float, lambda2: float, tag: str | None = None
@@ -241,15 +266,20 @@ class CompressionStudy:
         arch = self.mvmicnet_arch
         self.mse_codec(arch, point, lambda1)
         self.task_network()
+        codec_start, task_start = self.checkpoints[f"{arch}_mse_r{point}"], self.checkpoints["task_original"]
         codec, net = self._codec(arch), self.build_task()
-        load_modules(self.checkpoint(f"{arch}_mse_r{point}"), {"codec": codec})
-        load_modules(self.checkpoint("task_original"), {"task": net})
+        load_modules(codec_start, {"codec": codec})
+        load_modules(task_start, {"task": net})
         joint = JointStrategy(codec, net, self.task, lambda1, lambda2, lr=self.lr, task_lr=self.finetune_lr,
                               task_scale=self.task_scale, device=self.device)
-        self._fit(joint, self.extra_steps, f"mvmicnet_{tag}_s1", self.batch_size)
+        s1 = self._fit(joint, self.extra_steps, f"mvmicnet_{tag}_s1", self.batch_size,
+                       {"codec": self.specs[arch].as_dict(), "task": self.task, "lambda1": lambda1,
+                        "lambda2": lambda2, "lr": self.lr, "task_lr": self.finetune_lr, "task_scale": self.task_scale},
+                       {"codec_start": codec_start, "task_start": task_start})
         net2 = copy.deepcopy(net)
         s2 = FrozenCodecTaskStrategy(codec, net2, self.task, lr=self.finetune_lr, device=self.device)
-        self._fit(s2, self.stage2_steps, f"mvmicnet_{tag}_s2", self.task_batch_size)
+        self._fit(s2, self.stage2_steps, f"mvmicnet_{tag}_s2", self.task_batch_size,
+                  {"task": self.task, "lr": self.finetune_lr}, {"stage1": s1})
         for p in codec.parameters():
             p.requires_grad_(True)
         return codec.eval(), net.eval(), net2.eval()
