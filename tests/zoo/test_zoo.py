@@ -23,9 +23,9 @@ def tiny(monkeypatch, tmp_path):
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     common = dict(study="A", description="test", data=[dict(d) for d in PHANTOM])
     zoo.register(CodecEntry(name="t-codec", steps=4, eval_every=2, metric="rd_loss", higher_is_better=False,
-                            N=8, M=8, quality=4, hyperparameters={"crop": 32, "batch_size": 2}, **common))
+                            N=8, M=8, quality=4, hyperparameters={"crop": 64, "batch_size": 2}, **common))
     zoo.register(CodecEntry(name="t-codec-q3", steps=2, eval_every=2, metric="rd_loss", higher_is_better=False,
-                            N=8, M=8, quality=3, parent="t-codec", hyperparameters={"crop": 32, "batch_size": 2},
+                            N=8, M=8, quality=3, parent="t-codec", hyperparameters={"crop": 64, "batch_size": 2},
                             **common))
     zoo.register(SegmenterEntry(name="t-seg", steps=3, eval_every=2, metric="dice", higher_is_better=True,
                                 width=0.1, hyperparameters={"crop": 32, "batch_size": 2}, **common))
@@ -122,3 +122,13 @@ def test_registered_entries_are_well_formed():
     for name, entry in known.items():
         assert entry.parent is None or entry.parent in known, name
         assert len(entry.key()) == 12 and entry.data, name
+
+
+def test_codec_crops_must_not_be_padded():
+    """96-px crops were padded to 128 for coding: the codec learned to neglect every image's bottom and right edge."""
+    from medtask.errors import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match="multiples of 64"):
+        CodecEntry(name="t-bad", study="A", description="t", steps=2, eval_every=1, metric="rd_loss",
+                   higher_is_better=False, data=[dict(d) for d in PHANTOM], N=8, M=8,
+                   hyperparameters={"crop": 96})
