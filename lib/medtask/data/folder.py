@@ -40,7 +40,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from medtask.data import splits as _splits
-from medtask.data.io import Dataset, Record, check_same_size, load_records, parse_size, read_image
+from medtask.data.io import Dataset, Record, check_same_size, clip_boxes, load_records, parse_size, read_image
 from medtask.data.voc import parse_voc_xml
 from medtask.errors import (
     CorruptFileError, DatasetNotFoundError, FolderLayoutError, InvalidParameterError,
@@ -65,6 +65,17 @@ _LAYOUT_HELP = ("segmentation: images/ + masks/ (same file stems); detection: An
 # --------------------------------------------------------------------------------------------
 # names
 # --------------------------------------------------------------------------------------------
+
+def _read_csv(path: Path, required: Sequence[str], columns: str) -> list[dict[str, str]]:
+    """The rows of a small CSV with stripped keys and values; an error naming ``columns`` if one is missing."""
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        cols = [c.strip() for c in (reader.fieldnames or [])]
+        if any(c not in cols for c in required):
+            raise FolderLayoutError(f"{path} must have the columns {columns}; it has {cols}. Fix its header.")
+        return [{(k or "").strip(): (v or "").strip() for k, v in r.items()} for r in reader]
+
+
 def is_folder_name(name: str) -> bool:
     """True for a one-off folder dataset name ``"folder:/abs/path"``."""
     return isinstance(name, str) and name.startswith(FOLDER_PREFIX)
@@ -186,12 +197,7 @@ def read_split_file(path: Path, ids: Sequence[str]) -> tuple[dict[str, list[str]
     assign: dict[str, str] = {}
     if csv_p.is_file():
         src = csv_p
-        with open(csv_p, newline="") as fh:
-            reader = csv.DictReader(fh)
-            cols = [c.strip() for c in (reader.fieldnames or [])]
-            if "id" not in cols or "split" not in cols:
-                raise FolderLayoutError(f"{csv_p} must have the columns id,split (it has {cols}); fix its header.")
-            rows = [{(k or "").strip(): (v or "").strip() for k, v in r.items()} for r in reader]
+        rows = _read_csv(csv_p, ("id", "split"), "id,split")
         pairs = [(r["id"], r["split"]) for r in rows if r.get("id")]
     elif json_p.is_file():
         src = json_p
@@ -344,20 +350,22 @@ def index_folder(path: Path, task: str | None = None, *, classes: str | Sequence
             "imagefolder": _index_imagefolder, "labels-csv": _index_labels_csv}[layout](path, cls, **kw)
 
 
+def _check_paired(path: Path, first: dict[str, Path], second: dict[str, Path], what: tuple[str, str],
+                  advice: str) -> None:
+    """Raise :class:`FolderLayoutError` listing the stems of ``first`` without a partner in ``second`` and back."""
+    parts = [f"{len(lone)} {label} ({_listing([side[i].name for i in lone])})"
+             for side, other, label in ((first, second, what[0]), (second, first, what[1]))
+             if (lone := [i for i in side if i not in other])]
+    if parts:
+        raise FolderLayoutError(f"unpaired files in {path}: {'; '.join(parts)}. {advice}")
+
+
 def _index_segmentation(path: Path, classes: list[str] | None, **kw: Any) -> FolderIndex:
     images = image_files(path / "images", f"{path.name} images")
     masks = image_files(path / "masks", f"{path.name} masks")
-    no_mask = [i for i in images if i not in masks]
-    no_image = [i for i in masks if i not in images]
-    if no_mask or no_image:
-        parts = []
-        if no_mask:
-            parts.append(f"{len(no_mask)} image(s) have no mask ({_listing([images[i].name for i in no_mask])})")
-        if no_image:
-            parts.append(f"{len(no_image)} mask(s) have no image ({_listing([masks[i].name for i in no_image])})")
-        raise FolderLayoutError(f"unpaired files in {path}: {'; '.join(parts)}. A mask must have its image's file "
-                                "stem (images/12.jpg <-> masks/12.png); add the missing files or remove the "
-                                "unpaired ones.")
+    _check_paired(path, images, masks, ("image(s) have no mask", "mask(s) have no image"),
+                  "A mask must have its image's file stem (images/12.jpg <-> masks/12.png); add the missing "
+                  "files or remove the unpaired ones.")
     ids = sorted(images, key=_numeric_key)
     sp, rule = auto_split(ids, path, **kw)
     items = {i: (images[i], masks[i]) for i in ids}
@@ -379,19 +387,10 @@ def _index_voc(path: Path, classes: list[str] | None, **kw: Any) -> FolderIndex:
     if not xmls:
         raise FolderLayoutError(f"folder {ann} holds no .xml annotation; put the Pascal VOC files there.")
     images = image_files(path / "JPEGImages", f"{path.name} JPEGImages")
-    no_img = [i for i in xmls if i not in images]
-    no_xml = [i for i in images if i not in xmls]
-    if no_img or no_xml:
-        parts = []
-        if no_img:
-            parts.append(f"{len(no_img)} annotation(s) have no image in JPEGImages/ "
-                         f"({_listing([f'{i}.xml' for i in no_img])})")
-        if no_xml:
-            parts.append(f"{len(no_xml)} image(s) have no annotation in Annotations/ "
-                         f"({_listing([images[i].name for i in no_xml])})")
-        raise FolderLayoutError(f"unpaired files in {path}: {'; '.join(parts)}. Each image needs "
-                                "Annotations/<stem>.xml (one with no <object> for an image without objects); "
-                                "add or remove files.")
+    _check_paired(path, xmls, images, ("annotation(s) have no image in JPEGImages/",
+                                       "image(s) have no annotation in Annotations/"),
+                  "Each image needs Annotations/<stem>.xml (one with no <object> for an image without objects); "
+                  "add or remove files.")
     names = sorted({n for x in xmls.values() for n in _voc_names(x)})
     if classes is None:
         if not names:
@@ -527,12 +526,7 @@ def _index_imagefolder(path: Path, classes: list[str] | None, **kw: Any) -> Fold
 
 def _index_labels_csv(path: Path, classes: list[str] | None, **kw: Any) -> FolderIndex:
     src = path / "labels.csv"
-    with open(src, newline="") as fh:
-        reader = csv.DictReader(fh)
-        cols = [c.strip() for c in (reader.fieldnames or [])]
-        if "file" not in cols or "label" not in cols:
-            raise FolderLayoutError(f"{src} must have the columns file,label (and optionally split); it has {cols}.")
-        rows = [{(k or "").strip(): (v or "").strip() for k, v in r.items()} for r in reader]
+    rows = _read_csv(src, ("file", "label"), "file,label (and optionally split)")
     rows = [r for r in rows if r.get("file")]
     if not rows:
         raise FolderLayoutError(f"{src} lists no file; add one row file,label per image.")
@@ -685,13 +679,7 @@ def _detection_record(i: str, img: np.ndarray, boxes: np.ndarray, labels: np.nda
     if hw is not None and all(hw) and hw != img.shape[:2]:
         raise CorruptFileError(f"annotation {ap} says {ip.name} is {hw[1]}x{hw[0]} (WxH) but the image is "
                                f"{img.shape[1]}x{img.shape[0]}; fix the annotation or the image.")
-    h, w = img.shape[:2]
-    boxes = boxes.copy()
-    boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
-    boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
-    if drop_degenerate and len(boxes):
-        keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
-        boxes, labels = boxes[keep], labels[keep]
+    boxes, labels = clip_boxes(boxes, labels, *img.shape[:2], drop_degenerate=drop_degenerate)
     return Record(id=i, image=img, boxes=boxes, labels=labels)
 
 

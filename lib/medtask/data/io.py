@@ -143,6 +143,18 @@ def scale_boxes(boxes: np.ndarray, old: Size, new: Size) -> np.ndarray:
     return (boxes.astype(np.float32) * np.array([sx, sy, sx, sy], dtype=np.float32)).astype(np.float32)
 
 
+def clip_boxes(boxes: np.ndarray, labels: np.ndarray, height: int, width: int, drop_degenerate: bool = True
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes ``[N, 4]`` (x1, y1, x2, y2) clipped to the image; zero-area ones dropped with their labels."""
+    boxes = boxes.copy()
+    boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width)
+    boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height)
+    if drop_degenerate and len(boxes):
+        keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+        boxes, labels = boxes[keep], labels[keep]
+    return boxes, labels
+
+
 # --------------------------------------------------------------------------------------------
 # the dataset
 # --------------------------------------------------------------------------------------------

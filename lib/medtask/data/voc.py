@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from medtask.data.io import Dataset, Record, load_records, read_image
+from medtask.data.io import Dataset, Record, clip_boxes, load_records, read_image
 from medtask.data.registry import loader
 from medtask.errors import CorruptFileError, DatasetNotFoundError, InvalidParameterError
 
@@ -58,12 +58,7 @@ def load_voc(path: Path, split: str, name: str, classes: tuple[str, ...], *, siz
         if hw is not None and hw != img.shape[:2]:
             raise CorruptFileError(f"annotation {xp} says {hw[1]}x{hw[0]} (WxH) but image {ip} is "
                                    f"{img.shape[1]}x{img.shape[0]}; re-fetch {name}.")
-        h, w = img.shape[:2]
-        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
-        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
-        if drop_degenerate and len(boxes):
-            keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
-            boxes, labels = boxes[keep], labels[keep]
+        boxes, labels = clip_boxes(boxes, labels, *img.shape[:2], drop_degenerate=drop_degenerate)
         return Record(id=i, image=img, boxes=boxes, labels=labels)
 
     return Dataset(name, split, "detection", classes, load_records(ids, one, limit, size))
