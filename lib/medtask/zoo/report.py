@@ -55,3 +55,17 @@ def plot_curves(names: Sequence[str], root: Path | None = None, extra: Sequence[
         ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def trained_summary(table: pd.DataFrame) -> str:
+    """One sentence from :func:`cards_table`: how many entries are trained, at a plateau, and for how long."""
+    ok = table[table["status"] == "ok"]
+    if ok.empty:
+        return (f"None of the {len(table)} zoo entries is trained in this checkout yet; "
+                "`medtask zoo train NAME` trains one, `make zoo` all of them.")
+    flat = int((ok["plateau"] == "yes").sum())
+    minutes = float(ok["train_min"].sum())
+    missing = ", ".join(table.loc[table["status"] != "ok", "entry"]) or "none"
+    return (f"{len(ok)} of {len(table)} zoo entries are trained ({minutes:.0f} minutes of training in all); "
+            f"{flat} of them reached a plateau by the rule above, {len(ok) - flat} did not. "
+            f"Not trained yet: {missing}.")
