@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import re
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,28 @@ def test_no_circular_imports():
 def test_every_module_imports():
     for path in MODULES:
         importlib.import_module(_module_name(path))
+
+
+#: the most lines of code a chapter may hold (non-blank, non-comment lines inside code cells)
+MAX_CHAPTER_CODE_LINES = 80
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def chapter_code_lines(text: str) -> int:
+    """Non-blank lines of a MyST notebook's code cells that are neither comments nor cell options."""
+    cells = re.findall(r"```\{code-cell\}[^\n]*\n(.*?)```", text, flags=re.S)
+    return sum(1 for c in cells for line in c.splitlines()
+               if line.strip() and not line.strip().startswith("#") and not line.strip().startswith(":tags:"))
+
+
+def test_chapter_code_lines_counts_only_code():
+    text = "# title\n\n```{code-cell}\n:tags: [parameters]\n\nx = 1  # a\n# note\n\ny = 2\n```\nprose\n```{code-cell}\nz = 3\n```\n"
+    assert chapter_code_lines(text) == 3
+
+
+@pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("*.md")), ids=lambda p: p.stem)
+def test_chapters_are_thin(path):
+    n = chapter_code_lines(path.read_text())
+    assert n <= MAX_CHAPTER_CODE_LINES, (
+        f"{path.name} has {n} lines of code (at most {MAX_CHAPTER_CODE_LINES}): move tables, figure inputs and "
+        f"sentences into the method's report.py / plots.py")

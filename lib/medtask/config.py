@@ -61,3 +61,11 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def set_threads(threads: int) -> None:
+    """``threads > 0`` fixes torch's intra-op threads; 0 keeps torch's default."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(int(threads))

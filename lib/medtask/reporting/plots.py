@@ -261,3 +261,9 @@ def cost_vs_quality(df, x: str = "cpu_ms", y: str = "accuracy", label: str = "mo
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def save_figures(chapter: Any, figures: dict[str, Any]) -> None:
+    """Save each figure of ``{name: figure}`` as the chapter's figure ``name``, in order."""
+    for name, fig in figures.items():
+        chapter.save_figure(fig, name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -17,3 +18,9 @@ def side_by_side(ours: pd.DataFrame, pub: pd.DataFrame, on: Sequence[str], colum
         order += [c] + ([f"{c}_pub"] if c in keep else [])
     return out[[c for c in order if c in out.columns]]
 
+
+
+def show_saved(chapter: Any, table: pd.DataFrame, name: str, digits: int | None = None) -> pd.DataFrame:
+    """Save ``table`` as the chapter's result ``name`` and return it for display, rounded to ``digits`` where given."""
+    chapter.save_table(table, name)
+    return table if digits is None else table.round(digits)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
+import torch
+from torch import nn
 
-from medtask.methods.angioqa.model import PAPER_PARAMETERS
-from medtask.methods.angioqa.quality import GRADES
+from medtask.methods.angioqa.model import PAPER_PARAMETERS, count_parameters
+from medtask.methods.angioqa.quality import FAULTS, GRADES, SEVERITY
 from medtask.reporting.published import published_table
 
 #: the published numbers (``angio_qa.csv``), embedded for a checkout without ``shared/``
@@ -67,3 +70,68 @@ def claims(results: pd.DataFrame, n_params: int, lat_ours: dict[str, float], lat
         f"- **Speed:** {lat_ours['ms']:.1f} ms per image ({lat_ours['fps']:.1f} FPS) on {lat_ours['threads']} CPU thread(s), "
         f"{lat_ours['ms'] / lat_unet['ms']:.2f}× the time of the classic U-Net ({lat_unet['ms']:.1f} ms); goal ≤ 0.25×.",
     ]
+
+
+# -- what chapter B1 shows beside its tables --------------------------------------------------------------
+def setup_line(device: Any, results: Any) -> str:
+    """The device, torch's CPU threads and the results folder, for the chapter's first output."""
+    return f"device: {device} | torch threads: {torch.get_num_threads()} | results: {results}"
+
+
+def severity_table() -> pd.DataFrame:
+    """Each fault's mild and severe strength in the quality protocol."""
+    return pd.DataFrame([{"fault": f, "mild": SEVERITY[f][1], "severe": SEVERITY[f][2]} for f in FAULTS])
+
+
+def parameter_sentence(n_params: int) -> str:
+    """AngioQANet's parameter count beside the paper's, with the difference in %."""
+    return (f"AngioQANet parameters: {n_params:,} (paper: {PAPER_PARAMETERS:,}; "
+            f"difference {100 * (n_params - PAPER_PARAMETERS) / PAPER_PARAMETERS:+.3f} %)")
+
+
+def parameter_parts(model: nn.Module) -> pd.DataFrame:
+    """Parameters of AngioQANet's backbone, segmentation decoder and quality head (one column)."""
+    parts = {name: count_parameters(m) for name, m in [("backbone (stem + stages)", nn.ModuleList([model.stem, model.stages])),
+                                                       ("segmentation decoder (with FAMs)", model.decoder),
+                                                       ("quality head", model.quality_head)]}
+    return pd.Series(parts, name="parameters").to_frame()
+
+
+#: columns of the main table, in order (GPU columns are added where measured)
+MAIN_COLUMNS = ["model", "role", "source", "params", "gflops", "cpu_ms", "cpu_fps", "dice", "iou", "sensitivity",
+                "accuracy", "macro_f1", "train_s_per_step"]
+#: columns of the ablation table, in order
+ABLATION_COLUMNS = ["model", "params", "gflops", "cpu_ms", "dice", "iou", "sensitivity", "accuracy", "macro_f1"]
+#: display format of every column the two tables may show
+FORMATS = {"params": "{:,.0f}", "gflops": "{:.2f}", "cpu_ms": "{:.1f}", "cpu_fps": "{:.1f}", "dice": "{:.3f}",
+           "iou": "{:.3f}", "sensitivity": "{:.3f}", "accuracy": "{:.3f}", "macro_f1": "{:.3f}",
+           "train_s_per_step": "{:.2f}", "gpu_ms": "{:.2f}", "gpu_fps": "{:.1f}"}
+
+
+def main_table(results: pd.DataFrame) -> pd.DataFrame:
+    """AngioQANet and every baseline (no ablations) with cost and quality columns (GPU timing where measured)."""
+    cols = MAIN_COLUMNS + [c for c in ("gpu_ms", "gpu_fps") if c in results]
+    return results[~results.role.eq("ablation") | results.model.eq("AngioQANet")][cols]
+
+
+def ablation_table(results: pd.DataFrame) -> pd.DataFrame:
+    """AngioQANet and its ablations with cost and quality columns."""
+    return results[results.role.isin(["ours", "ablation"])][ABLATION_COLUMNS]
+
+
+def styled(table: pd.DataFrame) -> Any:
+    """``table`` formatted for display (:data:`FORMATS` of its columns; missing values as a dash)."""
+    return table.style.format({c: f for c, f in FORMATS.items() if c in table.columns}, na_rep="–")
+
+
+def arcade_probabilities(arcade: Sequence[dict], quality: torch.Tensor) -> pd.DataFrame:
+    """Each ARCADE image's grade probabilities (one column per grade)."""
+    return pd.DataFrame({"id": [a["id"] for a in arcade],
+                         **{f"p({g})": quality[:, k].numpy() for k, g in enumerate(GRADES)}})
+
+
+def run_summary(profile: str, size: int, versions: int, steps: int, batch_size: int, n_train: int, n_test: int,
+                minutes: float) -> str:
+    """The claims' first line: profile, scale, training budget, data and wall time."""
+    return (f"- Ran on profile **{profile}** ({size}×{size} px, {versions} versions per image, {steps} steps of "
+            f"{batch_size}); {n_train} training and {n_test} test versions; wall time so far {minutes:.1f} min.")

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from skimage.exposure import equalize_adapthist
@@ -310,3 +311,33 @@ def run_arms(train_set: Sequence[dict[str, Any]], test_set: Sequence[dict[str, A
         log(f"{name:26s} params {row['params']:>11,}  {row['train_s_per_step']:.2f} s/step  "
             f"dice {row['dice']:.3f}  acc {row['accuracy']:.3f}")
     return rows, models
+
+
+def accuracy_by_fault(model: nn.Module, test_set: Sequence[dict[str, Any]], device: Any = "cpu") -> pd.DataFrame:
+    """The quality head's accuracy and the number of test versions per primary fault (``none`` for clean ones),
+    one row per fault (column ``faults``)."""
+    pred = predict(model, test_set, "both", device=device)
+    per_fault = pd.DataFrame({"faults": [s["faults"].split(":")[0] or "none" for s in test_set],
+                              "grade": [GRADES[s["label"]] for s in test_set]})
+    per_fault["correct"] = (pred["quality"].argmax(1).numpy() == np.array([s["label"] for s in test_set]))
+    by_fault = per_fault.groupby("faults")["correct"].agg(["mean", "count"]).rename(columns={"mean": "accuracy"})
+    return by_fault.reset_index()
+
+
+def latency_vs_unet(size: int, n_params: int, repeats: int = 10) -> tuple[pd.DataFrame, dict[str, float], dict[str, float]]:
+    """CPU latency of an untrained AngioQANet and of the classic U-Net (64-1024 channels) at ``size``: the table
+    (with each model's time relative to U-Net's) and both latency records."""
+    unet_full = build_segmentation_baseline("unet", size, width=64)
+    lat_ours = latency(build_angioqa("full"), size, "cpu", repeats=repeats)
+    lat_unet = latency(unet_full, size, "cpu", repeats=repeats)
+    speed = pd.DataFrame([{"model": "AngioQANet", "params": n_params, **lat_ours},
+                          {"model": "U-Net (64-1024)", "params": count_parameters(unet_full), **lat_unet}])
+    speed["ratio_to_unet"] = speed["ms"] / lat_unet["ms"]
+    return speed, lat_ours, lat_unet
+
+
+def arcade_predictions(model: nn.Module, size: int, data_root: Any = None, limit: int | None = None,
+                       device: Any = "cpu") -> tuple[list[dict[str, Any]], dict[str, torch.Tensor]]:
+    """ARCADE's angiograms (:func:`arcade_images`) and the model's vessel and grade probabilities on them."""
+    arcade = arcade_images(size, data_root=data_root, limit=limit)
+    return arcade, predict(model, arcade, "both", device=device)

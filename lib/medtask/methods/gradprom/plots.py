@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from medtask.engine.predict import predict
+from medtask.methods.gradprom.study import cam_panels
 from medtask.metrics.image import psnr
 
 
@@ -121,3 +122,59 @@ def plot_segmentations(test: Any, enhanced: dict[str, Any], recognisers: dict[st
                 ax.set_title(name, fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def sigma_figures(table: Any, strategies: Sequence[str], task_metric: str) -> dict[str, Any]:
+    """PSNR over σ (the strategies and the degraded input) and ``task_metric`` over σ (Benchmark-iii added),
+    as ``{"psnr_by_sigma": ..., "<task_metric>_by_sigma": ...}``."""
+    psnr_rows = table[table["strategy"].isin(list(strategies) + ["degraded input"])]
+    task_rows = table[table["strategy"].isin(list(strategies) + ["degraded input", "benchmark-iii"])]
+    return {"psnr_by_sigma": plot_metric_by_sigma(psnr_rows, "psnr_db"),
+            f"{task_metric}_by_sigma": plot_metric_by_sigma(task_rows, task_metric)}
+
+
+def cosine_figures(log: Any, unsupervised: bool = False) -> dict[str, Any]:
+    """Gradient-cosine diagnostics of the supervised runs (and the unsupervised ones where asked), by name."""
+    settings = ["supervised", "unsupervised"] if unsupervised else ["supervised"]
+    return {f"cosine_diagnostics_{s}": plot_cosine_diagnostics(log[log["setting"] == s]) for s in settings}
+
+
+def cam_cases(labels: torch.Tensor, n: int) -> list[int]:
+    """``n`` test cases for Grad-CAM: the first ``n // 2`` positives (label 1), then the first negatives (label 0)."""
+    return ([int(i) for i in torch.nonzero(labels == 1).flatten()[:n // 2]]
+            + [int(i) for i in torch.nonzero(labels == 0).flatten()[:n - n // 2]])
+
+
+def diagnosis_figures(runs: dict, sigmas: Sequence[float], clean_classifier: Any, strategies: Sequence[str],
+                      n_cases: int) -> dict[str, Any]:
+    """Chapter C1's case figures of the supervised run at the middle σ: enhanced examples and Grad-CAM rows for
+    :func:`cam_cases` (``runs``: the grid's runs keyed ``(sigma, setting)``)."""
+    sigma = sigmas[len(sigmas) // 2]
+    res = runs[(sigma, "supervised")]
+    cases = cam_cases(res.test.labels, n_cases)
+    examples = plot_enhancement_examples(res.test, res.enhanced, cases, title=f"COVID-CT test, Gaussian σ={sigma}, supervised")
+    rows = cam_panels(res, clean_classifier, strategies, cases, res.test.labels[torch.tensor(cases)].tolist())
+    return {"examples": examples, "cams": plot_cams(rows, [res.test.ids[i] for i in cases])}
+
+
+def largest_polyps(masks: torch.Tensor, n: int) -> list[int]:
+    """The ``n`` test cases with the largest share of polyp pixels, largest first."""
+    order = torch.argsort(masks.flatten(1).float().mean(1), descending=True)
+    return [int(i) for i in order[:n]]
+
+
+def polyp_cams(cam_rows: dict[str, Any], test: Any, n: int = 4):
+    """Grad-CAM rows of :func:`medtask.methods.gradprom.study.cam_focus` titled by the first ``n`` positive cases."""
+    pos = torch.nonzero(test.labels == 1).flatten()
+    return plot_cams(cam_rows, [test.ids[int(i)] for i in pos[:n]])
+
+
+def two_auxiliaries_cosine(log: Any):
+    """Gradient-cosine diagnostics of the two-auxiliaries runs, one line per experiment and strategy."""
+    return plot_cosine_diagnostics(log[log["experiment"].str.startswith("auxiliary")].assign(
+        strategy=lambda d: d["experiment"] + " · " + d["strategy"]))
+
+
+def setting_examples(res: Any, title: str, cases: Sequence[int] = (0, 1)):
+    """:func:`plot_enhancement_examples` of one run (a ``SettingResult``) on test ``cases``."""
+    return plot_enhancement_examples(res.test, res.enhanced, list(cases), title=title)

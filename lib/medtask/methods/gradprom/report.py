@@ -7,8 +7,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from medtask.engine import TrainResult
+from medtask.metrics import spread
 from medtask.reporting.published import published_table
 
 
@@ -110,7 +112,7 @@ def extension_claims(sr: pd.DataFrame, comp: pd.DataFrame, cross: pd.DataFrame, 
     return lines
 
 
-def diagnosis_claims(table: pd.DataFrame, summary: pd.DataFrame, pairs: pd.DataFrame, pub: pd.DataFrame,
+def diagnosis_claims(table: pd.DataFrame, summary: pd.DataFrame, pairs: pd.DataFrame | None, pub: pd.DataFrame,
                      settings: Sequence[str], sigmas: Sequence[float], seeds: Sequence[int],
                      spread_sigma: float | None) -> list[str]:
     """Chapter C1's claims: the grid's differences, how often GradProm dropped G_VR, the paper's gains (from its
@@ -128,7 +130,7 @@ def diagnosis_claims(table: pd.DataFrame, summary: pd.DataFrame, pairs: pd.DataF
     lines.append(f"- Paper (ISIC 2018, σ=0.1): GradProm − Frozen-params = {t12['GradProm'] - t12['Frozen-params']:+.3f} dB; "
                  f"GradProm − ESTR (Table 5) = {' / '.join(f'{g:+.3f}' for g in vs_estr)} dB at σ = "
                  f"{' / '.join(f'{s:g}' for s in estr['sigma'])}.")
-    for r in pairs.itertuples():
+    for r in (pairs if pairs is not None else pd.DataFrame()).itertuples():
         lines.append(f"- Over seeds {list(seeds)} (supervised, σ={spread_sigma}): GradProm − {r.reference} = "
                      f"{r.psnr_db_diff:+.3f} ± {r.psnr_db_diff_sd:.3f} dB PSNR, accuracy {r.accuracy_diff:+.3f} ± "
                      f"{r.accuracy_diff_sd:.3f} (mean ± sd of the same-seed difference).")
@@ -156,3 +158,69 @@ def table5_comparison(table: pd.DataFrame, pub: pd.DataFrame, sigmas: Sequence[f
 def published() -> pd.DataFrame:
     """GradProm's published ISIC 2018 numbers (Zhang & Cheng 2025), with their ``source``."""
     return published_table("gradprom_isic2018.csv", PUBLISHED_CSV)
+
+
+# -- what chapters C1-C3 show beside their tables ---------------------------------------------------------
+def grid_pivot(table: pd.DataFrame, metrics: Sequence[str], columns: str = "sigma",
+               index: Sequence[str] = ("setting", "strategy")) -> pd.DataFrame:
+    """``metrics`` per ``index`` row and ``columns`` value (σ, factor, setting), in the runs' order, rounded to 3 places."""
+    return table.pivot_table(index=list(index), columns=columns, values=list(metrics), sort=False).round(3)
+
+
+def class_counts(train: Any, test: Any) -> pd.DataFrame:
+    """Images per class in the training and test splits."""
+    return pd.DataFrame({"train": train.class_counts(), "test": test.class_counts()})
+
+
+def tables12_sentence(pub: pd.DataFrame) -> str:
+    """The paper's Tables 1/2 (ISIC 2018, σ = 0.1): PSNR and SSIM per method, with the tables' source (Markdown)."""
+    t12 = pub[pub["note"].str.startswith("Table 1")][["method", "sigma", "psnr_db", "ssim"]]
+    return ("Paper, Tables 1/2 (ISIC 2018, σ = 0.1): "
+            + "; ".join(f"{r.method} {r.psnr_db:.3f} dB / SSIM {r.ssim:.3f}" for r in t12.itertuples())
+            + f". Source: `{pub['source'].iloc[0]}`.")
+
+
+def foreground_sentence(train: Any, test: Any, size: Sequence[int]) -> str:
+    """How many frames at which size, and the share of polyp pixels in the test set (Markdown)."""
+    polyp_frac = float(torch.stack([s["mask"] for s in test]).float().mean())
+    return (f"{len(train)} training and {len(test)} test frames at {size[0]}×{size[1]} px; "
+            f"polyp pixels are {100 * polyp_frac:.1f}% of the test set.")
+
+
+def gradient_sentence(summary: pd.DataFrame) -> str:
+    """How often GradProm dropped the auxiliary gradient and Joint saw conflicting ones (a claims line)."""
+    gp = summary[summary["strategy"] == "gradprom"]
+    return (f"- GradProm dropped the auxiliary gradient on {100 * gp['dropped_frac'].mean():.1f}% of its steps on average; "
+            f"Joint saw cos < 0 on {100 * summary[summary['strategy'] == 'joint']['conflict_frac'].mean():.1f}% of its steps.")
+
+
+def ran_for(minutes: float, profile: str) -> str:
+    """The claims' last line: how long the chapter ran, on which profile."""
+    return f"- This chapter ran {minutes:.1f} min on profile `{profile}`."
+
+
+#: the paper's cross-domain numbers, quoted (chapter C3)
+CROSS_DOMAIN_NOTE = ("Paper (ISIC 2018 → Lizard), reported relative to ESTR: 13.273 dB / SSIM 0.325 unsupervised, "
+                     "13.825 dB / 0.458 supervised — the paper's phrasing does not make clear whether these are "
+                     "absolute values or differences, so they are quoted, not compared.")
+
+
+def crops_sentence(crops_train: Any, crops_test: Any) -> str:
+    """What the polyp crops of both splits hold (Markdown, one line each)."""
+    return f"Training crops: {crops_train.describe()}  \nTest crops: {crops_test.describe()}"
+
+
+def two_auxiliaries_view(two: pd.DataFrame) -> pd.DataFrame:
+    """The two-auxiliaries table's image and task columns (those present), rounded to 3 places."""
+    cols = [c for c in ["auxiliary", "strategy", "psnr_db", "ssim", "accuracy", "auc", "miou", "dice"] if c in two]
+    return two[cols].round(3)
+
+
+def spread_summary(runs: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
+    """Mean and sd over seeds of ``metrics`` per strategy, rounded to 3 places."""
+    return spread.seed_summary(runs, ["strategy"], metrics).round(3)
+
+
+def cosine_logs(*grids: Any) -> pd.DataFrame:
+    """The cosine logs of several experiments (each with ``cosine_log``), one below the other."""
+    return pd.concat([g.cosine_log for g in grids], ignore_index=True)

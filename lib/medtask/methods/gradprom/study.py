@@ -30,6 +30,7 @@ from torch import nn
 from torchvision.transforms.functional import rgb_to_grayscale
 
 from medtask.config import get_device
+from medtask.data import load
 from medtask.engine import RandomBatches, TrainResult, fit
 from medtask.engine.gradcam import grad_cam
 from medtask.engine.predict import predict
@@ -625,3 +626,44 @@ def two_auxiliaries(config: dict[str, Any], train: Sequence[dict[str, Any]], tes
         logs.append(cosine_log(res.histories, experiment=f"auxiliary: {aux}"))
         runs[aux] = res
     return Grid(pd.concat(tables, ignore_index=True), pd.concat(logs, ignore_index=True), runs)
+
+
+# -- chapter C3's experiments, each one call -------------------------------------------------------------
+def super_resolution(cfg: StudyConfig, train: Sequence[dict[str, Any]], test: Sequence[dict[str, Any]],
+                     factors: Sequence[int], strategies: Sequence[str], clean_recognisers: dict[str, nn.Module],
+                     chapter: Any = None) -> Grid:
+    """Bicubic down-sampling by each of ``factors`` (:func:`super_resolution_settings`), runs keyed by factor."""
+    return run_settings(cfg, train, test, super_resolution_settings(factors), chapter=chapter,
+                        strategies=strategies, clean_recognisers=clean_recognisers)
+
+
+def both_settings(cfg: StudyConfig, train: Sequence[dict[str, Any]], test: Sequence[dict[str, Any]],
+                  degradation: dict[str, Any], experiment: str, strategies: Sequence[str],
+                  clean_recognisers: dict[str, nn.Module], chapter: Any = None) -> Grid:
+    """``degradation`` supervised and unsupervised (:func:`both_supervisions`, cosine logs labelled ``experiment``)."""
+    return run_settings(cfg, train, test, both_supervisions(degradation, experiment), chapter=chapter,
+                        strategies=strategies, clean_recognisers=clean_recognisers)
+
+
+def cross_domain_target(data_root: Any, size: int, limit: int | None, sigma: float, seed: int) -> DegradedTestSet:
+    """CVC-ColonDB's test frames in grey with Gaussian noise ``sigma`` (seed ``seed + 999``): the cross-domain test set."""
+    samples = load("CVC-ColonDB", "test", root=data_root, size=size, limit=limit)
+    return DegradedTestSet.build([to_grey(s) for s in samples], {"name": "gaussian", "sigma": sigma}, seed=seed + 999)
+
+
+def polyp_crops(data_root: Any, source_size: Sequence[int], crop: int, seed: int, train_limit: int | None = None,
+                test_limit: int | None = None) -> tuple[PolypCrops, PolypCrops]:
+    """Polyp / no-polyp crops of CVC-ColonDB's training and test frames loaded at ``source_size`` ([H, W])."""
+    src_train = load("CVC-ColonDB", "train", root=data_root, size=tuple(source_size), limit=train_limit)
+    src_test = load("CVC-ColonDB", "test", root=data_root, size=tuple(source_size), limit=test_limit)
+    return PolypCrops(src_train, crop=crop, seed=seed), PolypCrops(src_test, crop=crop, seed=seed + 1)
+
+
+def two_auxiliaries_on_crops(config: dict[str, Any], train: Sequence[dict[str, Any]], test: Sequence[dict[str, Any]],
+                             sigma: float, strategies: Sequence[str], chapter: Any = None) -> tuple[Grid, dict[str, nn.Module]]:
+    """A classifier and a segmenter trained on clean crops, then :func:`two_auxiliaries` under Gaussian noise
+    ``sigma``; returns the grid and the clean recognisers."""
+    cfg_both = StudyConfig(tasks=("classification", "segmentation"), channels=3, **config)
+    rec_both, _ = train_recognisers(cfg_both, train, None, chapter, key="crops_rec")
+    grid = two_auxiliaries(config, train, test, {"name": "gaussian", "sigma": sigma}, rec_both, strategies, chapter)
+    return grid, rec_both

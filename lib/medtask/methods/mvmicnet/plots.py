@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 
+from medtask.methods.mvmicnet.study import fig4_panels
 from medtask.reporting.plots import overlay_mask, show_image
 
 
@@ -65,3 +66,22 @@ def compression_comparison(originals, columns, masks_true=None):
         ax.set_axis_off()
     fig.tight_layout()
     return fig
+
+
+def rate_figure(fig_df, published, metric: str, label: str):
+    """Fig. 3's three panels: the task ``metric`` (axis ``label``), PSNR and MS-SSIM against bpp, published dashed."""
+    return rate_curves(fig_df, [metric, "psnr_db", "ms_ssim"], published=published,
+                       labels={metric: label, "psnr_db": "PSNR (dB)", "ms_ssim": "MS-SSIM"})
+
+
+def frame_indices(n: int, frames: int) -> list[int]:
+    """``frames`` test indices spread evenly over ``n`` images (from the first), for Fig. 4."""
+    return list(range(0, n, max(1, n // max(1, frames))))[:frames]
+
+
+def segmentation_comparison(sweep, study, test, frames: int, device):
+    """Fig. 4: ``frames`` test images with their ground truth beside the segmentations of
+    :func:`medtask.methods.mvmicnet.study.fig4_panels` at the lowest rate point."""
+    idx = frame_indices(len(test), frames)
+    columns = fig4_panels(sweep, study, idx, device)
+    return compression_comparison(study.test_images[idx], columns, masks_true=[test[i]["mask"] for i in idx])

@@ -221,3 +221,48 @@ def lambda2_claims(t4: pd.DataFrame, diffs: pd.DataFrame | None, seeds: int) -> 
     lines.append(f"- {seeds} seed(s); seed-to-seed sd of mIoU at a fixed lambda2: "
                  + ", ".join(f"{r['lambda2']:g}: {r['miou_percent_sd']:.1f}" for _, r in t4.iterrows()) + " points.")
     return lines
+
+
+# -- what chapters A1 and A2 print beside their tables ----------------------------------------------------
+#: Table 1's columns set beside the published ones (chapter A1)
+SEGMENTATION_COLUMNS = ["bpp", "psnr_db", "ms_ssim", "miou_stage1", "miou_stage2"]
+#: Tables 2/3's columns set beside the published ones (chapter A2)
+DETECTION_COLUMNS = ["bpp", "psnr_db", "ms_ssim", "map_stage1", "map_stage2", "ap50_stage1", "ap50_stage2",
+                     "ap75_stage1", "ap75_stage2"]
+
+
+def data_summary(dataset: str, train, calib, test, size: int, classes: Sequence[str] | None = None) -> str:
+    """One line on the splits' sizes (and the foreground classes, where given) at the working resolution."""
+    text = f"{dataset}: train {len(train)}, calibration {len(calib)}, test {len(test)} images at {size}x{size}"
+    return text if classes is None else f"{text}; classes {classes}"
+
+
+def published_tables2_3() -> pd.DataFrame:
+    """Tables 2/3 with the chapter's column names (``map_stage1``/``map_stage2``) and a rate ``point`` per
+    method (1 = lowest published bpp), so they join the sweep's rows."""
+    pub = published("tables2_3").rename(columns={"map_50_95_stage1": "map_stage1", "map_50_95_stage2": "map_stage2"})
+    pub["point"] = pub.groupby("method")["bpp"].rank(method="first").astype(int)
+    return pub
+
+
+#: per task: the task network's name, its scores on original images with their labels, and the sentence's end
+ORIGINAL_SCORES = {"segmentation": ("ERFNet", {"miou": "mIoU", "dice": "Dice"}, " (the ceiling for the baselines)."),
+                   "detection": ("Detector", {"map": "mAP", "ap50": "AP50", "ap75": "AP75"}, ".")}
+
+
+def original_scores_sentence(task: str, scores: dict[str, float]) -> str:
+    """The task network's scores on the original test images (``segmentation`` or ``detection``; Markdown)."""
+    network, labels, tail = ORIGINAL_SCORES[task]
+    values = ", ".join(f"{label} {scores[key]:.4f}" for key, label in labels.items())
+    return f"{network} on the **original** test images: {values}{tail}"
+
+
+def timings_frame(seconds: dict[str, float]) -> pd.DataFrame:
+    """The sweep's timings as a one-column table (seconds; per step for training runs), rounded for display."""
+    return pd.Series(seconds, name="seconds (per step for training runs)").round(3).to_frame()
+
+
+def unavailable_codecs_sentence() -> str:
+    """Which classic codecs this machine cannot run, and why (Markdown)."""
+    missing = classic.unavailable_codecs()
+    return "Classic codecs unavailable here: " + (", ".join(f"{k} ({v})" for k, v in missing.items()) or "none") + "."

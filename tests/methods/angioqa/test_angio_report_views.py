@@ -1,0 +1,65 @@
+"""Study B's chapter helpers: the arms' tables and their display, sentences, case choices, accuracy per fault."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from medtask.methods.angioqa import build_angioqa, count_parameters, plots, report
+from medtask.methods.angioqa import study as st
+from medtask.methods.angioqa.model import PAPER_PARAMETERS
+
+
+def arms_results(gpu: bool = False) -> pd.DataFrame:
+    rows = [{"model": name, "role": role, "source": "x", "params": 1e6, "gflops": 1.0, "cpu_ms": 2.0, "cpu_fps": 500.0,
+             "dice": np.nan if task == "cls" else 0.7, "iou": 0.5, "sensitivity": 0.6,
+             "accuracy": np.nan if task == "seg" else 0.8, "macro_f1": 0.75, "train_s_per_step": 0.1}
+            for name, (role, task) in st.ARMS.items()]
+    t = pd.DataFrame(rows)
+    return t.assign(gpu_ms=1.0, gpu_fps=1000.0) if gpu else t
+
+
+def test_main_table_drops_ablations_and_keeps_gpu_columns_where_measured():
+    main = report.main_table(arms_results())
+    assert "AngioQANet" in main["model"].values and not main["role"].eq("ablation").any()
+    assert list(main.columns) == report.MAIN_COLUMNS
+    assert list(report.main_table(arms_results(gpu=True)).columns)[-2:] == ["gpu_ms", "gpu_fps"]
+
+
+def test_ablation_table_is_ours_and_its_ablations():
+    abl = report.ablation_table(arms_results())
+    assert abl["model"].tolist()[0] == "AngioQANet" and len(abl) == 6
+    assert list(abl.columns) == report.ABLATION_COLUMNS
+
+
+def test_styled_formats_only_present_columns_and_dashes_missing_values():
+    html = report.styled(report.ablation_table(arms_results())).to_html()
+    assert "1,000,000" in html and "0.750" in html
+
+
+def test_parameter_sentence_and_parts():
+    assert report.parameter_sentence(PAPER_PARAMETERS).endswith("difference +0.000 %)")
+    model = build_angioqa("full")
+    parts = report.parameter_parts(model)
+    assert parts["parameters"].sum() == count_parameters(model)
+
+
+def test_case_choices_take_good_and_poor_versions():
+    test = [{"label": 2, "source": "a"}, {"label": 0, "source": "a"}, {"label": 2, "source": "a"},
+            {"label": 2, "source": "b"}, {"label": 0, "source": "b"}, {"label": 1, "source": "c"}]
+    assert plots.example_cases(test) == [1, 3]
+    assert plots.gradcam_cases(test) == [1, 4, 0, 2, 3]
+
+
+def test_accuracy_by_fault_counts_primary_faults(monkeypatch):
+    test = [{"label": 0, "faults": ""}, {"label": 2, "faults": "noise:severe"}, {"label": 1, "faults": "noise:mild"}]
+    quality = torch.tensor([[0.9, 0.1, 0.0], [0.1, 0.1, 0.8], [0.8, 0.1, 0.1]])
+    monkeypatch.setattr(st, "predict", lambda model, dataset, task, device="cpu": {"quality": quality})
+    t = st.accuracy_by_fault(None, test).set_index("faults")
+    assert t.loc["none", "accuracy"] == 1.0 and t.loc["noise", "accuracy"] == 0.5 and t.loc["noise", "count"] == 2
+
+
+def test_arcade_probabilities_one_column_per_grade():
+    t = report.arcade_probabilities([{"id": "a"}, {"id": "b"}], torch.tensor([[0.5, 0.25, 0.25], [0.0, 0.0, 1.0]]))
+    assert list(t.columns) == ["id", "p(good)", "p(fair)", "p(poor)"] and t["p(poor)"].tolist() == [0.25, 1.0]

@@ -1,0 +1,81 @@
+"""Study C's chapter helpers: pivots, sentences from tables, case choices, figure dictionaries."""
+
+from types import SimpleNamespace
+
+import matplotlib
+import pandas as pd
+import torch
+
+from medtask.methods.gradprom import plots, report
+
+matplotlib.use("Agg")
+
+
+def grid_table():
+    rows = [{"setting": s, "strategy": st, "sigma": sig, "psnr_db": 20 + sig + (st == "gradprom"), "accuracy": 0.5}
+            for s in ("supervised", "unsupervised") for st in ("joint", "gradprom", "degraded input")
+            for sig in (0.1, 0.2)]
+    return pd.DataFrame(rows)
+
+
+def test_grid_pivot_keeps_run_order_and_rounds():
+    t = grid_table()
+    t["psnr_db"] += 0.00012
+    piv = report.grid_pivot(t, ["psnr_db"])
+    assert list(piv.index)[:2] == [("supervised", "joint"), ("supervised", "gradprom")]
+    assert piv.loc[("supervised", "gradprom"), ("psnr_db", 0.2)] == 21.2
+    sr = report.grid_pivot(t[t["setting"] == "supervised"], ["psnr_db"], columns="sigma", index=["strategy"])
+    assert list(sr.index) == ["joint", "gradprom", "degraded input"]
+
+
+def test_tables12_sentence_lists_table1_rows_and_source():
+    pub = report.published()
+    text = report.tables12_sentence(pub)
+    n = int(pub["note"].str.startswith("Table 1").sum())
+    assert text.count(" dB / SSIM ") == n and text.endswith(f"Source: `{pub['source'].iloc[0]}`.")
+
+
+def test_foreground_sentence_measures_polyp_share():
+    test = [{"mask": torch.tensor([[1, 0], [0, 0]])}, {"mask": torch.zeros(2, 2, dtype=torch.int64)}]
+    text = report.foreground_sentence([0, 1, 2], test, [2, 2])
+    assert text == "3 training and 2 test frames at 2×2 px; polyp pixels are 12.5% of the test set."
+
+
+def test_gradient_sentence_averages_over_settings():
+    summary = pd.DataFrame({"strategy": ["gradprom", "gradprom", "joint"], "dropped_frac": [0.1, 0.3, 0.0],
+                            "conflict_frac": [0.0, 0.0, 0.25]})
+    text = report.gradient_sentence(summary)
+    assert "on 20.0% of its steps on average" in text and "cos < 0 on 25.0%" in text
+
+
+def test_cosine_logs_stack_each_experiment():
+    grids = [SimpleNamespace(cosine_log=pd.DataFrame({"experiment": [e], "cos": [0.5]})) for e in ("a", "b")]
+    assert report.cosine_logs(*grids)["experiment"].tolist() == ["a", "b"]
+
+
+def test_two_auxiliaries_view_keeps_present_columns():
+    two = pd.DataFrame({"strategy": ["gradprom"], "auxiliary": ["both"], "psnr_db": [20.12345], "extra": [1]})
+    assert list(report.two_auxiliaries_view(two).columns) == ["auxiliary", "strategy", "psnr_db"]
+
+
+def test_cam_cases_takes_positives_then_negatives():
+    labels = torch.tensor([0, 1, 0, 1, 1, 0])
+    assert plots.cam_cases(labels, 4) == [1, 3, 0, 2]
+    assert plots.cam_cases(labels, 3) == [1, 0, 2]
+
+
+def test_largest_polyps_orders_by_mask_share():
+    masks = torch.zeros(3, 4, 4, dtype=torch.int64)
+    masks[1, :2] = 1
+    masks[2, 0, 0] = 1
+    assert plots.largest_polyps(masks, 2) == [1, 2]
+
+
+def test_sigma_and_cosine_figures_are_named_for_the_chapter():
+    figs = plots.sigma_figures(grid_table(), ["joint", "gradprom"], "accuracy")
+    assert list(figs) == ["psnr_by_sigma", "accuracy_by_sigma"]
+    log = pd.DataFrame({"setting": ["supervised"] * 2 + ["unsupervised"] * 2, "strategy": ["joint", "gradprom"] * 2,
+                        "step": [1, 1, 1, 1], "cos": [0.1, -0.2, 0.3, 0.0], "dropped": [0, 1, 0, 0]})
+    assert list(plots.cosine_figures(log)) == ["cosine_diagnostics_supervised"]
+    assert list(plots.cosine_figures(log, unsupervised=True)) == ["cosine_diagnostics_supervised",
+                                                                  "cosine_diagnostics_unsupervised"]

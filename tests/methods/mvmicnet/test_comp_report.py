@@ -1,0 +1,33 @@
+"""Study A's chapter helpers: published tables joined to the sweep, sentences from scores, Fig. 4's frames."""
+
+from medtask.methods.mvmicnet import plots, report
+
+
+def test_published_tables2_3_numbers_points_by_rate():
+    pub = report.published_tables2_3()
+    assert {"map_stage1", "map_stage2"} <= set(pub.columns)
+    for _, g in pub.groupby("method"):
+        assert g.sort_values("bpp")["point"].tolist() == list(range(1, len(g) + 1))
+
+
+def test_original_scores_sentence_names_each_score():
+    text = report.original_scores_sentence("detection", {"map": 0.12345, "ap50": 0.5, "ap75": 0.25})
+    assert text == "Detector on the **original** test images: mAP 0.1235, AP50 0.5000, AP75 0.2500."
+    text = report.original_scores_sentence("segmentation", {"miou": 0.5, "dice": 0.25})
+    assert text.endswith("mIoU 0.5000, Dice 0.2500 (the ceiling for the baselines).")
+
+
+def test_data_summary_lists_classes_only_when_given():
+    assert report.data_summary("x", [1] * 3, [1], [1] * 2, 64) == "x: train 3, calibration 1, test 2 images at 64x64"
+    assert report.data_summary("x", [1], [1], [1], 8, classes=["a"]).endswith("; classes ['a']")
+
+
+def test_frame_indices_spread_over_the_test_set():
+    assert plots.frame_indices(10, 3) == [0, 3, 6]
+    assert plots.frame_indices(2, 3) == [0, 1]
+    assert plots.frame_indices(5, 0) == []
+
+
+def test_timings_frame_rounds_seconds():
+    t = report.timings_frame({"total": 1.23456})
+    assert t.iloc[0, 0] == 1.235 and t.columns[0].startswith("seconds")
