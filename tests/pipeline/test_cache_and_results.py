@@ -150,3 +150,17 @@ def test_parallel_runner_raises_a_chapters_error(tmp_path):
         run_chapters(["no_such_chapter", "nor_this_one"], "smoke", jobs=2, output_root=tmp_path)
     with pytest.raises(MedtaskError, match="jobs must be at least 1"):
         run_chapters(["00_data"], "smoke", jobs=0, output_root=tmp_path)
+
+
+def test_a_new_zoo_card_changes_the_cache_key(tmp_path, monkeypatch):
+    """A chapter that reads the zoo must run again when an entry is (re)trained, not answer 'cached'."""
+    from medtask.pipeline import cache
+    from medtask.pipeline.profiles import resolve_notebook
+
+    monkeypatch.setenv("MEDTASK_ZOO", str(tmp_path / "zoo"))
+    nb = resolve_notebook("01_zoo")
+    before = cache.cache_key(nb, {}, data={})
+    (tmp_path / "zoo").mkdir()
+    (tmp_path / "zoo" / "erfnet-cvc.json").write_text('{"sha256": "0"}')
+    after = cache.cache_key(nb, {}, data={})
+    assert after["zoo"] != before["zoo"] and after["key"] != before["key"]

@@ -15,6 +15,7 @@ from typing import Any
 from medtask.config import data_root as _data_root
 from medtask.config import output_root, repo_root
 from medtask.pipeline.notebooks import read_chapter
+from medtask.zoo.store import zoo_dir
 
 
 def _sha(data: bytes) -> str:
@@ -44,6 +45,15 @@ def lib_digest() -> str:
     return h.hexdigest()
 
 
+def zoo_digest() -> str:
+    """Hash of the zoo's cards (each names its weights' sha256): a newly trained entry re-runs the chapters."""
+    folder = zoo_dir()
+    h = hashlib.sha256()
+    for p in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        h.update(p.name.encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()
+
+
 def data_digest(root: str | os.PathLike | None = None) -> dict[str, str]:
     """Fingerprint of the bytes of every dataset present under the data root (conservative: any change re-runs).
 
@@ -64,7 +74,7 @@ def data_digest(root: str | os.PathLike | None = None) -> dict[str, str]:
 
 def cache_key(notebook: Path, params: dict[str, Any], data_root: str | os.PathLike | None = None,
               data: dict[str, str] | None = None) -> dict[str, Any]:
-    """The four parts of the key, and their combined digest under ``"key"``.
+    """The parts of the key (notebook, parameters, lib, zoo cards, data) and their combined digest under ``"key"``.
 
     ``data`` is :func:`data_digest` of the data root when the caller has it already.
     """
@@ -72,6 +82,7 @@ def cache_key(notebook: Path, params: dict[str, Any], data_root: str | os.PathLi
         "notebook": notebook_digest(notebook),
         "parameters": _sha(json.dumps(params, sort_keys=True, default=str).encode()),
         "lib": lib_digest(),
+        "zoo": zoo_digest(),
         "data": _sha(json.dumps(data if data is not None else data_digest(data_root), sort_keys=True).encode()),
     }
     parts["key"] = _sha(json.dumps(parts, sort_keys=True).encode())

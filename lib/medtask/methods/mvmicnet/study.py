@@ -54,12 +54,6 @@ ARCH_LABEL = {"mbt2018-mean": "MBT2018-Mean", "cheng2020-anchor": "Cheng2020-Anc
 DATASETS = {"segmentation": ("cvc-colondb",), "detection": ("bccd", "chestx-det")}
 
 
-def set_threads(threads: int) -> None:
-    """``threads > 0`` fixes torch's intra-op threads (1 is fastest on a busy 2-core machine)."""
-    if threads and threads > 0:
-        torch.set_num_threads(int(threads))
-
-
 def check_dataset(task: str, dataset: str) -> str:
     """The chapter's dataset parameter, validated for ``task`` (phantoms allowed for smoke runs)."""
     key = dataset.lower()
