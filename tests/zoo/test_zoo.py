@@ -132,3 +132,17 @@ def test_codec_crops_must_not_be_padded():
         CodecEntry(name="t-bad", study="A", description="t", steps=2, eval_every=1, metric="rd_loss",
                    higher_is_better=False, data=[dict(d) for d in PHANTOM], N=8, M=8,
                    hyperparameters={"crop": 96})
+
+
+def test_summary_names_entries_that_got_worse():
+    import pandas as pd
+
+    from medtask.zoo.report import trained_summary
+
+    table = pd.DataFrame([
+        {"entry": "a", "status": "ok", "plateau": "yes", "last_20pct_gain": -0.08, "train_min": 40.0},
+        {"entry": "b", "status": "ok", "plateau": "no", "last_20pct_gain": 0.1, "train_min": 20.0},
+        {"entry": "c", "status": "not trained"}])
+    text = trained_summary(table)
+    assert text.startswith("2 of 3 zoo entries are trained (60 minutes")
+    assert "1 of them reached a plateau" in text and "of a got worse" in text and "Not trained yet: c." in text

@@ -50,6 +50,8 @@ def plot_curves(names: Sequence[str], root: Path | None = None, extra: Sequence[
         if p["from_step"] is not None:
             ax.axvspan(p["from_step"], p["to_step"], color="0.9", zorder=0,
                        label=f"last 20 %: {100 * p['relative_gain']:+.1f} %")
+        if not card["higher_is_better"]:
+            ax.set_yscale("log")  # a loss falls by orders of magnitude from its random start
         ax.set_title(card["name"], fontsize=10)
         ax.set_xlabel("step")
         ax.legend(fontsize=7)
@@ -64,8 +66,11 @@ def trained_summary(table: pd.DataFrame) -> str:
         return (f"None of the {len(table)} zoo entries is trained in this checkout yet; "
                 "`medtask zoo train NAME` trains one, `make zoo` all of them.")
     flat = int((ok["plateau"] == "yes").sum())
+    worse = list(ok.loc[ok["last_20pct_gain"] < 0, "entry"])
     minutes = float(ok["train_min"].sum())
     missing = ", ".join(table.loc[table["status"] != "ok", "entry"]) or "none"
     return (f"{len(ok)} of {len(table)} zoo entries are trained ({minutes:.0f} minutes of training in all); "
-            f"{flat} of them reached a plateau by the rule above, {len(ok) - flat} did not. "
-            f"Not trained yet: {missing}.")
+            f"{flat} of them reached a plateau by the rule above, {len(ok) - flat} did not"
+            + (f"; the validation metric of {', '.join(worse)} got worse over the last 20 % of the steps, "
+               "which meets the rule without being a good place to stop" if worse else "")
+            + f". Not trained yet: {missing}.")
