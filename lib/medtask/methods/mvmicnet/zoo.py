@@ -30,6 +30,7 @@ from medtask.errors import InvalidParameterError
 from medtask.methods.mvmicnet.codecs.bitstream import PAD_MULTIPLE, pad_to_multiple
 from medtask.methods.mvmicnet.codecs.learned import ZOO_LAMBDAS, build_codec, codec_spec
 from medtask.methods.mvmicnet.strategies import SCALE_255, CodecMSEStrategy, TaskStrategy
+from medtask.metrics.image import psnr
 from medtask.metrics.segmentation import SegmentationMeter
 from medtask.nn.erfnet import build_erfnet
 from medtask.zoo.registry import Entry, register
@@ -96,7 +97,7 @@ class CodecEntry(Entry):
     def evaluate(self, model: nn.Module, split: str, device: torch.device) -> dict[str, float]:
         """Mean PSNR and likelihood bpp per image (rounded latents), and the RD loss, over every dataset."""
         model.eval()
-        psnr, bpp, mse_all = [], [], []
+        psnr_all, bpp, mse_all = [], [], []
         out: dict[str, float] = {}
         for d in self.data:
             p_d, b_d = [], []
@@ -107,14 +108,14 @@ class CodecEntry(Entry):
                 x_hat = res["x_hat"][..., :h, :w]
                 bits = sum(torch.log2(lk).flatten(1).sum(1) for lk in res["likelihoods"].values())
                 mse = ((x_hat.clamp(0, 1) - x) ** 2).flatten(1).mean(1)
-                p_d += (10 * torch.log10(1 / mse)).tolist()
+                p_d += psnr(x_hat, x).tolist()
                 b_d += (-bits / (h * w)).tolist()
                 mse_all += mse.tolist()
             out[f"psnr_{d['dataset']}"] = sum(p_d) / len(p_d)
             out[f"bpp_{d['dataset']}"] = sum(b_d) / len(b_d)
-            psnr += p_d
+            psnr_all += p_d
             bpp += b_d
-        out["psnr"] = sum(psnr) / len(psnr)
+        out["psnr"] = sum(psnr_all) / len(psnr_all)
         out["bpp"] = sum(bpp) / len(bpp)
         out["rd_loss"] = out["bpp"] + self.hyperparameters["lambda1"] * SCALE_255 * sum(mse_all) / len(mse_all)
         return out
