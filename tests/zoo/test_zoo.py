@@ -118,7 +118,7 @@ def test_plateau_of_an_unfinished_curve_is_not_flat():
 
 def test_registered_entries_are_well_formed():
     known = zoo.entries()
-    assert {"mbt2018-mean-q4", "mbt2018-mean-q1", "erfnet-cvc", "erfnet-cvc-random"} <= set(known)
+    assert {"mbt2018-mean-cvc-q4", "mbt2018-mean-bccd-q1", "cheng2020-anchor-cvc-q2", "erfnet-cvc", "erfnet-cvc-random"} <= set(known)
     for name, entry in known.items():
         assert entry.parent is None or entry.parent in known, name
         assert len(entry.key()) == 12 and entry.data, name
