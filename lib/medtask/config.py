@@ -69,3 +69,10 @@ def set_threads(threads: int) -> None:
 
     if threads:
         torch.set_num_threads(int(threads))
+
+
+def setup(seed: int, threads: int, device: str = "auto") -> "torch.device":  # noqa: F821
+    """A chapter's first call: seed everything, fix torch's threads (0 keeps its default), pick the device."""
+    seed_everything(seed)
+    set_threads(threads)
+    return get_device(device)

@@ -70,6 +70,16 @@ def test_finished_checkpoint_returns_without_training(tmp_path):
     assert not ckpt.with_suffix(".pt.tmp").exists()
 
 
+def test_zero_steps_checkpoint_holds_the_starting_weights(tmp_path):
+    ckpt = tmp_path / "start.pt"
+    start = Regression(seed=4)
+    res = fit(start, RandomBatches(dataset(), 8), 0, checkpoint=ckpt, progress=False)
+    assert res.history == [] and ckpt.is_file()
+    loaded = Regression(seed=9)
+    fit(loaded, RandomBatches(dataset(), 8), 0, checkpoint=ckpt, progress=False)
+    torch.testing.assert_close(loaded.net.weight, start.net.weight)
+
+
 class _NotWeights:
     """An arbitrary object: unpickling it would run code, so a safe load must refuse it."""
 

@@ -167,9 +167,9 @@ def fit(
     """Train ``strategy`` for ``steps`` steps on ``batches(step)``.
 
     With ``checkpoint`` (a file path), state is saved atomically every ``checkpoint_every``
-    steps and at the end; a later call with the same path resumes where it stopped, and a
-    finished run returns at once with its recorded history (so re-executing a notebook does
-    not retrain). ``progress`` shows a bar (off when ``MEDTASK_PROGRESS=0``, as in pipeline runs,
+    steps and at the end (with ``steps=0``, the starting state); a later call with the same path
+    resumes where it stopped, and a finished run returns at once with its recorded history (so
+    re-executing a notebook does not retrain). ``progress`` shows a bar (off when ``MEDTASK_PROGRESS=0``, as in pipeline runs,
     where a bar would only clutter the executed notebook).
     """
     if steps < 0:
@@ -183,6 +183,8 @@ def fit(
         start, history, seconds = state["step"], state["history"], state["seconds"]
     result = TrainResult(history=history, steps=start, seconds=seconds, resumed_from=start)
     if start >= steps:
+        if ckpt is not None and not ckpt.exists():  # steps == 0: the checkpoint holds the starting state
+            _save_atomic(_checkpoint_state(strategy, 0, history, seconds, schedulers), ckpt)
         return result
 
     strategy.train_mode()

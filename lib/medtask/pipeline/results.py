@@ -86,6 +86,7 @@ class Chapter:
         self._t0 = time.perf_counter()
         self._static: dict[str, Any] | None = None
         self.artefacts: list[dict[str, Any]] = []
+        self.zoo_starts: list[dict[str, Any]] = []
         self._git: dict[str, Any] | None = None
         self._fingerprints: dict[str, str] = {}
         self.allow_unverified_data = unverified_data_allowed() if allow_unverified_data is None \
@@ -139,6 +140,7 @@ class Chapter:
         rec["chapter"] = self.name
         rec["wall_seconds"] = round(time.perf_counter() - self._t0, 2)
         rec["artefacts"] = list(self.artefacts)
+        rec["zoo_starts"] = list(self.zoo_starts)
         return rec
 
     @property
@@ -178,6 +180,13 @@ class Chapter:
         """The key of a trained artefact: ``params``, the checkpoints in ``inputs`` (by content hash), the
         fingerprints of ``datasets`` (default: the chapter's; ``()`` for none) and the source of ``code``."""
         return artefacts.build_key(params=params, inputs=inputs, data=self.data_fingerprints(datasets), code=code)
+
+    def note_zoo_start(self, name: str, card: dict[str, Any]) -> None:
+        """Record in the provenance that a network of this run started from zoo entry ``name`` (``card``)."""
+        rec = {"entry": name, "sha256": card.get("sha256"), "trained_at_commit": (card.get("git") or {}).get("commit"),
+               "steps": card.get("steps"), "plateau": (card.get("plateau") or {}).get("flat")}
+        if rec not in self.zoo_starts:
+            self.zoo_starts.append(rec)
 
     def reused_artefacts(self) -> list[dict[str, Any]]:
         """The keyed checkpoints this run found already there (finished or partial), with key and producer."""

@@ -45,6 +45,7 @@ RULES: dict[str, dict[str, Any]] = {
     "size": {"type": "size", "min": 8},
     "crop_source_size": {"type": "size", "min": 8},
     "crop": {"min": 8},
+    "train_crop": {"type": "int", "min": 8, "none": True},
     "train_limit": _LIMIT,
     "test_limit": _LIMIT,
     "calib_limit": _LIMIT,

@@ -24,7 +24,12 @@ from medtask.engine.loop import Strategy
 
 @dataclass
 class Entry:
-    """A zoo recipe. ``metric`` (a key of :meth:`evaluate`'s output) decides the plateau."""
+    """A zoo recipe. ``metric`` (a key of :meth:`evaluate`'s output) decides the plateau.
+
+    ``smoke`` entries are seconds-long recipes on phantom data that let the test suite exercise a
+    chapter's start from the zoo (trained into a temporary zoo, never into the repository's);
+    :func:`entries` leaves them out unless asked.
+    """
 
     name: str
     study: str
@@ -37,6 +42,7 @@ class Entry:
     grad_clip: float | None = 1.0
     data: list[dict[str, Any]] = field(default_factory=list)
     hyperparameters: dict[str, Any] = field(default_factory=dict)
+    smoke: bool = False
 
     # -- what subclasses provide ---------------------------------------------------------------
     def architecture(self) -> dict[str, Any]:
@@ -101,16 +107,17 @@ def register(entry: Entry) -> Entry:
     return entry
 
 
-def entries() -> dict[str, Entry]:
-    """Every registered entry, by name (the study's recipe modules are imported on first use)."""
+def entries(smoke: bool = False) -> dict[str, Entry]:
+    """Every registered entry, by name (the study's recipe modules are imported on first use);
+    the smoke-test entries only with ``smoke=True``."""
     for module in RECIPE_MODULES:
         importlib.import_module(module)
-    return dict(_REGISTRY)
+    return {k: e for k, e in _REGISTRY.items() if smoke or not e.smoke}
 
 
 def get(name: str) -> Entry:
-    """The entry called ``name``; an error listing the names when there is none."""
-    known = entries()
+    """The entry called ``name`` (smoke entries included); an error listing the names when there is none."""
+    known = entries(smoke=True)
     if name not in known:
-        raise InvalidParameterError(f"no zoo entry {name!r}; `medtask zoo list` shows them: {', '.join(sorted(known))}")
+        raise InvalidParameterError(f"no zoo entry {name!r}; `medtask zoo list` shows them: {', '.join(sorted(entries()))}")
     return known[name]

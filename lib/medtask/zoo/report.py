@@ -74,3 +74,27 @@ def trained_summary(table: pd.DataFrame) -> str:
             + (f"; the validation metric of {', '.join(worse)} got worse over the last 20 % of the steps, "
                "which meets the rule without being a good place to stop" if worse else "")
             + f". Not trained yet: {missing}.")
+
+
+def starts_note(used: dict[str, dict], init: str) -> str:
+    """Markdown for a chapter's page: the zoo entries its networks started from (``used``: name -> card), with
+    each card's training and test figures, and a warning for any entry short of its plateau."""
+    if init != "zoo":
+        return (f"Every network of this run starts from random weights (`init=\"{init}\"`); "
+                "`init=\"zoo\"` starts them from the study's trained zoo entries instead.")
+    lines = ["This run starts its networks from the study's zoo (`init=\"zoo\"`); each was trained by this "
+             "project and verified against its card's sha256 before loading:", "",
+             "| entry | trained | steps | on | test (of the entry's own evaluation) | plateau |", "|---|---|---|---|---|---|"]
+    short = []
+    for name, card in used.items():
+        tests = ", ".join(f"{k} {card['test'][k]:.3g}" for k in _SHOWN if k in card["test"])
+        data = ", ".join(d["dataset"] for d in card["data"])
+        flat = card["plateau"]["flat"]
+        if not flat:
+            short.append(name)
+        lines.append(f"| `{name}` | {card['created'][:10]}, {card['train_seconds'] / 60:.0f} min | {card['steps']} | "
+                     f"{data} | {tests} | {'yes' if flat else '**no**'} |")
+    if short:
+        lines += ["", f"**Not at a plateau:** {', '.join(f'`{n}`' for n in short)}; their numbers, and every number "
+                      "built on them, are lower bounds on what the architecture can do."]
+    return "\n".join(lines)

@@ -13,11 +13,12 @@ import pandas as pd
 
 from medtask.errors import InvalidParameterError
 from medtask.methods.mvmicnet.codecs import classic
-from medtask.methods.mvmicnet.study import Decoded
+from medtask.methods.mvmicnet.study import CompressionStudy, Decoded, Sweep
 from medtask.metrics.bdrate import bd_table
 from medtask.metrics.image import msssim_settings
 from medtask.reporting.published import published_table
 from medtask.reporting.tables import side_by_side
+from medtask.zoo.report import starts_note
 
 PUBLISHED_FILES = {"table1": "mvmicnet_table1_cvc_colondb.csv", "tables2_3": "mvmicnet_tables2_3_chestx_det.csv",
                    "table4": "mvmicnet_table4_lambda2.csv"}
@@ -266,3 +267,18 @@ def unavailable_codecs_sentence() -> str:
     """Which classic codecs this machine cannot run, and why (Markdown)."""
     missing = classic.unavailable_codecs()
     return "Classic codecs unavailable here: " + (", ".join(f"{k} ({v})" for k, v in missing.items()) or "none") + "."
+
+
+def start_note(study: CompressionStudy, sweep: Sweep) -> str:
+    """Markdown: where this run's networks started (the zoo entries with their cards' figures, or random
+    weights) and, from the zoo, what the same codec trained from random weights in this chapter reaches."""
+    text = starts_note(study.zoo_used, study.init)
+    cmp = sweep.start_comparison
+    if cmp is None:
+        return text
+    metric = "miou" if "miou" in cmp else "map"
+    z, s = cmp.iloc[0], cmp.iloc[1]
+    return text + (f"\n\n**What the start changes.** {z['codec']} at the highest rate point, given the same "
+                   f"{int(z['steps_in_chapter'])} steps in this chapter: from the zoo {z['psnr_db']:.1f} dB at "
+                   f"{z['bpp']:.3f} bpp ({metric} {z[metric]:.3f}); from random weights {s['psnr_db']:.1f} dB at "
+                   f"{s['bpp']:.3f} bpp ({metric} {s[metric]:.3f}), read by the same task network.")

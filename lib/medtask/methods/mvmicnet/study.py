@@ -10,6 +10,12 @@ budgets; its methods train (through :func:`medtask.engine.fit`, checkpointed, re
   more MSE-only steps, MVMICNet gets the same number of joint steps (stage 1) -- equal budgets;
 - MVMICNet stage 2: the task network fine-tuned on stage-1 reconstructions, codec frozen.
 
+``init="zoo"`` starts the task network and every codec from the study's zoo (entries
+``erfnet-<zoo_data>`` and ``<arch>-<zoo_data>-q<quality>``, the quality whose λ1 is the rate point's)
+instead of random weights; every learned method at a rate point still gets the same start and the
+same further steps, and :func:`run_sweep` adds one codec trained from scratch beside its zoo-started
+twin (:attr:`Sweep.start_comparison`), so the page shows what the start changes.
+
 Evaluation uses real bitstreams (bpp from bytes, likelihood estimate beside it), PSNR on 8-bit RGB,
 MS-SSIM (pytorch-msssim, small-image settings) and the task metrics, under ``torch.inference_mode``.
 """
@@ -29,13 +35,15 @@ import pandas as pd
 import torch
 from torch import nn
 
+from medtask import zoo
+from medtask.data.augment import random_crops
 from medtask.engine import RandomBatches, fit
 from medtask.engine.predict import predict
 from medtask.engine.signatures import network_signature, samples_signature, weights_digest
 from medtask.errors import InvalidParameterError
 from medtask.methods.mvmicnet.codecs import classic
 from medtask.methods.mvmicnet.codecs.bitstream import LearnedCodec
-from medtask.methods.mvmicnet.codecs.learned import CodecSpec, check_lambda, codec_spec
+from medtask.methods.mvmicnet.codecs.learned import ZOO_LAMBDAS, CodecSpec, check_lambda, codec_spec
 from medtask.methods.mvmicnet.strategies import (
     CodecMSEStrategy,
     FrozenCodecTaskStrategy,
@@ -45,12 +53,27 @@ from medtask.methods.mvmicnet.strategies import (
     check_lambda2,
     load_modules,
 )
+from medtask.methods.mvmicnet.zoo import codec_entry_name
 from medtask.metrics.detection import DetectionMeter
 from medtask.metrics.image import image_quality
 from medtask.metrics.segmentation import SegmentationMeter
 from medtask.nn.losses import check_task
 
 ARCH_LABEL = {"mbt2018-mean": "MBT2018-Mean", "cheng2020-anchor": "Cheng2020-Anchor"}
+#: where the networks start: random weights, or the study's zoo
+INITS = ("scratch", "zoo")
+#: the zoo entry of each task's network, by the zoo's data tag (the zoo has no detector yet)
+ZOO_TASK_NETWORKS = {"segmentation": "erfnet-{data}"}
+
+
+def zoo_codec_name(arch: str, lambda1: float, data: str) -> str:
+    """The zoo entry of codec ``arch`` at rate point ``lambda1`` trained on data ``data`` (a zoo data tag)."""
+    quality = {v: q for q, v in ZOO_LAMBDAS.items()}.get(float(lambda1))
+    if quality is None:
+        raise InvalidParameterError(f"init='zoo' needs every lambda1 to be one of CompressAI's quality lambdas "
+                                    f"{sorted(ZOO_LAMBDAS.values())}, at which the zoo's codecs are trained; got "
+                                    f"{lambda1} (or use init='scratch')")
+    return codec_entry_name(arch, data, quality)
 DATASETS = {"segmentation": ("cvc-colondb",), "detection": ("bccd", "chestx-det")}
 
 
@@ -166,8 +189,17 @@ class CompressionStudy:
                  batch_size: int = 8, task_batch_size: int | None = None, task_steps: int = 300,
                  mse_steps: int = 200, extra_steps: int = 100, stage2_steps: int = 50, lr: float = 1e-4,
                  task_lr: float = 1e-3, finetune_lr: float = 1e-4, task_scale: float = 255.0 ** 2,
-                 calib: Sequence[dict] | None = None, progress: bool = True) -> None:
+                 calib: Sequence[dict] | None = None, progress: bool = True, init: str = "scratch",
+                 zoo_data: str = "cvc", train_crop: int | None = None) -> None:
         check_task(task, TASKS)
+        if init not in INITS:
+            raise InvalidParameterError(f"init={init!r}: use one of {', '.join(INITS)}")
+        if init == "zoo" and task not in ZOO_TASK_NETWORKS:
+            raise InvalidParameterError(f"init='zoo': the zoo has no {task} network yet (`medtask zoo list`); "
+                                        "use init='scratch'")
+        if train_crop is not None and task != "segmentation":
+            raise InvalidParameterError("train_crop crops images and masks; it is not available for detection")
+        self.init, self.zoo_data, self.train_crop = init, zoo_data, train_crop
         self.chapter, self.task, self.train, self.test = chapter, task, train, test
         self.calib = calib if calib is not None else test
         self.build_task, self.num_classes, self.device, self.seed = build_task, num_classes, device, seed
@@ -185,6 +217,7 @@ class CompressionStudy:
         self.test_images = stack_images(test)
         self.timings: dict[str, float] = {}
         self.checkpoints: dict[str, Path] = {}  # name -> the keyed checkpoint trained (or reused) this run
+        self.zoo_used: dict[str, dict[str, Any]] = {}  # zoo entry -> its card, for every start taken from the zoo
 
     # -- training ----------------------------------------------------------------------------
     def checkpoint(self, name: str, key: dict[str, Any] | None = None) -> Path:
@@ -195,7 +228,21 @@ class CompressionStudy:
         return self.chapter.checkpoint(name if self.seed == 0 else f"seed{self.seed}/{name}", key=key)
 
     def _batches(self, bs: int) -> RandomBatches:
-        return RandomBatches(self.train, bs, seed=self.seed)
+        augment = random_crops(self.train_crop) if self.train_crop else None
+        return RandomBatches(self.train, bs, seed=self.seed, augment=augment)
+
+    def _from_zoo(self, name: str, net: nn.Module) -> None:
+        """Load zoo entry ``name``'s verified weights into ``net`` and note the start in the provenance."""
+        trained = zoo.load(name)
+        try:
+            net.load_state_dict(trained.state_dict())
+        except RuntimeError as exc:
+            raise InvalidParameterError(
+                f"zoo entry {name!r} is {zoo.get(name).architecture()}, which this chapter's network does not match "
+                f"({str(exc).splitlines()[0]}); set the chapter's widths to the entry's, or use init='scratch'") from exc
+        card = zoo.read_card(name)
+        self.zoo_used[name] = card
+        self.chapter.note_zoo_start(name, card)
 
     def _fit(self, strategy, steps: int, name: str, bs: int, params: dict[str, Any],
              inputs: dict[str, Path] | None = None) -> Path:
@@ -209,7 +256,7 @@ class CompressionStudy:
         nets = {k: network_signature(m) for k, m in strategy.modules().items()}
         key = self.chapter.artefact_key(
             {**params, "strategy": type(strategy).__name__, "steps": steps, "batch_size": bs, "seed": self.seed,
-             "grad_clip": 1.0, "networks": nets, "start_weights": weights_digest(strategy.modules()),
+             "grad_clip": 1.0, "train_crop": self.train_crop, "networks": nets, "start_weights": weights_digest(strategy.modules()),
              "train": samples_signature(self.train)},
             inputs=inputs or {}, code=(sys.modules[type(strategy).__module__], fit))
         ckpt = self.checkpoint(name, key=key)
@@ -224,8 +271,10 @@ class CompressionStudy:
         """The task network trained on original images (checkpoint ``task_original``)."""
         torch.manual_seed(self.seed)
         net = self.build_task()
+        if self.init == "zoo":
+            self._from_zoo(ZOO_TASK_NETWORKS[self.task].format(data=self.zoo_data), net)
         self._fit(TaskStrategy(net, self.task, lr=self.task_lr, device=self.device), self.task_steps,
-                  "task_original", self.task_batch_size, {"task": self.task, "lr": self.task_lr})
+                  "task_original", self.task_batch_size, {"task": self.task, "lr": self.task_lr, "init": self.init})
         return net.eval()
 
     def _codec(self, arch: str) -> nn.Module:
@@ -233,12 +282,24 @@ class CompressionStudy:
         return self.specs[arch].build()
 
     def mse_codec(self, arch: str, point: int, lambda1: float) -> nn.Module:
-        """The shared MSE-trained starting point of every learned method at rate point ``point``."""
+        """The shared MSE-trained starting point of every learned method at rate point ``point`` (from the zoo's
+        codec at that λ1 with ``init="zoo"``, then ``mse_steps`` steps on the chapter's data; 0 keeps it as is)."""
         codec = self._codec(arch)
+        if self.init == "zoo":
+            self._from_zoo(zoo_codec_name(arch, lambda1, self.zoo_data), codec)
         self._fit(CodecMSEStrategy(codec, lambda1, lr=self.lr, device=self.device), self.mse_steps,
                   f"{arch}_mse_r{point}", self.batch_size,
-                  {"codec": self.specs[arch].as_dict(), "lambda1": lambda1, "lr": self.lr})
+                  {"codec": self.specs[arch].as_dict(), "lambda1": lambda1, "lr": self.lr, "init": self.init})
         return codec
+
+    def scratch_codec(self, arch: str, point: int, lambda1: float) -> nn.Module:
+        """``arch`` at rate point ``point`` trained from random weights for the steps a zoo-started baseline gets
+        in this chapter (``mse_steps + extra_steps``): beside its zoo-started twin, what the start changes."""
+        codec = self._codec(arch)
+        self._fit(CodecMSEStrategy(codec, lambda1, lr=self.lr, device=self.device), self.mse_steps + self.extra_steps,
+                  f"{arch}_scratch_r{point}", self.batch_size,
+                  {"codec": self.specs[arch].as_dict(), "lambda1": lambda1, "lr": self.lr, "init": "scratch"})
+        return codec.eval()
 
     def baseline_codec(self, arch: str, point: int, lambda1: float) -> nn.Module:
         """A baseline learned codec: the shared MSE start plus ``extra_steps`` MSE-only steps."""
@@ -327,6 +388,9 @@ class Sweep:
     stage_nets: dict[int, tuple[nn.Module, nn.Module]]
     original_scores: dict[str, float]
     seconds: dict[str, float]
+    #: with ``init="zoo"``: the zoo-started MVMICNet architecture's baseline and the same codec trained from
+    #: scratch for as many steps in this chapter, at the highest rate point (``None`` with ``init="scratch"``)
+    start_comparison: pd.DataFrame | None = None
 
 
 def run_sweep(study: CompressionStudy, lambdas: Sequence[float], lambda2: float, classic_codecs: Sequence[str],
@@ -371,8 +435,28 @@ def run_sweep(study: CompressionStudy, lambdas: Sequence[float], lambda2: float,
         decoded[(name, point)] = d
     df = pd.DataFrame(rows)
     df.insert(1, "paper_method", df["method"].map(PAPER_NAME))
+    start = start_comparison(study, df, len(lambdas), lambdas[-1], task_net) if study.init == "zoo" else None
     return Sweep(df, decoded, task_net, stage_nets, original,
-                 {"learned": t_learned, "total": time.perf_counter() - t0, **study.timings})
+                 {"learned": t_learned, "total": time.perf_counter() - t0, **study.timings}, start)
+
+
+def start_comparison(study: CompressionStudy, results: pd.DataFrame, point: int, lambda1: float,
+                     task_net: nn.Module) -> pd.DataFrame:
+    """The zoo-started baseline of ``study.mvmicnet_arch`` at ``point`` beside the same codec trained from
+    random weights for as many steps in this chapter, both read by the same task network."""
+    arch = study.mvmicnet_arch
+    codec = study.scratch_codec(arch, point, lambda1)
+    d = run_learned(codec, study.specs[arch], f"{arch}-scratch-r{point}", study.test_images, ARCH_LABEL[arch], point)
+    scratch = study.row(d, study.scores(task_net, d.images), lambda1=lambda1)
+    zoo_row = results[(results["method"] == ARCH_LABEL[arch]) & (results["point"] == point)].iloc[0].to_dict()
+    steps = study.mse_steps + study.extra_steps
+    keep = ["bpp", "psnr_db", "ms_ssim"] + [c for c in scratch if c.endswith("_stage1")]
+    out = pd.DataFrame([{k: r.get(k) for k in keep} for r in (zoo_row, scratch)])
+    out.columns = [c.removesuffix("_stage1") for c in out.columns]
+    out.insert(0, "start", [f"zoo: {zoo_codec_name(arch, lambda1, study.zoo_data)}", "random weights"])
+    out.insert(0, "codec", ARCH_LABEL[arch])
+    out.insert(2, "steps_in_chapter", steps)
+    return out
 
 
 

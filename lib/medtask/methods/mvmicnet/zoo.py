@@ -145,18 +145,21 @@ def codec_entry_name(arch: str, data_tag: str, quality: int) -> str:
     return f"{arch}-{data_tag}-q{quality}"
 
 
-def _codec_entry(arch: str, tag: str, quality: int, parent: str | None, steps: int, N: int,
-                 M: int | None) -> CodecEntry:
+def _codec_entry(arch: str, tag: str, quality: int, parent: str | None, steps: int, N: int, M: int | None, *,
+                 data: list[dict[str, Any]] | None = None, eval_every: int | None = None,
+                 hyperparameters: dict[str, Any] | None = None, smoke: bool = False) -> CodecEntry:
     title = {"mbt2018-mean": "MBT2018-Mean (mean-scale hyperprior)",
              "cheng2020-anchor": "Cheng2020-Anchor (residual blocks, autoregressive context)"}[arch]
     widths = f"N={N}" + (f", M={M}" if M else "")
+    data = data or STUDY_A_CODEC_DATA[tag]
     return CodecEntry(
         name=codec_entry_name(arch, tag, quality), study="A",
         description=(f"{title}, {widths}, λ1={ZOO_LAMBDAS[quality]} (CompressAI quality {quality}), "
-                     f"{STUDY_A_CODEC_DATA[tag][0]['dataset']} train images"
+                     f"{data[0]['dataset']} train images"
                      + (f"; fine-tuned from {parent}" if parent else "; trained from scratch")),
-        steps=steps, eval_every=1000 if parent is None else 400, metric="rd_loss", higher_is_better=False,
-        parent=parent, data=[dict(d) for d in STUDY_A_CODEC_DATA[tag]], arch=arch, N=N, M=M, quality=quality)
+        steps=steps, eval_every=eval_every or (1000 if parent is None else 400), metric="rd_loss",
+        higher_is_better=False, parent=parent, data=[dict(d) for d in data], arch=arch, N=N, M=M, quality=quality,
+        hyperparameters=dict(hyperparameters or {}), smoke=smoke)
 
 
 for _arch, _N, _M in (("mbt2018-mean", 64, 96), ("cheng2020-anchor", 64, None)):
@@ -164,6 +167,15 @@ for _arch, _N, _M in (("mbt2018-mean", 64, 96), ("cheng2020-anchor", 64, None)):
         register(_codec_entry(_arch, _tag, 4, None, 12000, _N, _M))
         for _q in (3, 2, 1):
             register(_codec_entry(_arch, _tag, _q, codec_entry_name(_arch, _tag, 4), 2000, _N, _M))
+
+#: The smoke-test zoo (phantom polyps at 64 px, the smoke profile's widths, a few steps): lets the
+#: tests run chapter A1 with ``init="zoo"``; trained into a temporary zoo by the tests, never committed.
+SMOKE_DATA = [{"dataset": "phantom-polyp", "size": [64, 64]}]
+for _arch, _N, _M in (("mbt2018-mean", 8, 8), ("cheng2020-anchor", 8, None)):
+    register(_codec_entry(_arch, "phantom", 4, None, 4, _N, _M, data=SMOKE_DATA, eval_every=2,
+                          hyperparameters={"crop": 64, "batch_size": 4}, smoke=True))
+    register(_codec_entry(_arch, "phantom", 3, codec_entry_name(_arch, "phantom", 4), 2, _N, _M, data=SMOKE_DATA,
+                          eval_every=2, hyperparameters={"crop": 64, "batch_size": 4}, smoke=True))
 
 
 # -- segmentation -----------------------------------------------------------------------------------
@@ -222,6 +234,10 @@ def _erfnet_entry(name: str, split_rule: str, description: str) -> SegmenterEntr
         higher_is_better=True, data=[{"dataset": "CVC-ColonDB", "size": list(CVC_SIZE), "split_rule": split_rule}])
 
 
+register(SegmenterEntry(
+    name="erfnet-phantom", study="A", description="ERFNet ×0.25 on phantom polyps (smoke tests only)", steps=4,
+    eval_every=2, metric="dice", higher_is_better=True, data=[dict(d) for d in SMOKE_DATA], width=0.25,
+    hyperparameters={"crop": 64, "batch_size": 4}, smoke=True))
 register(_erfnet_entry("erfnet-cvc", "blocks",
                        "ERFNet ×0.5, polyp segmentation on CVC-ColonDB originals, block split (unseen videos)"))
 register(_erfnet_entry("erfnet-cvc-random", "random",

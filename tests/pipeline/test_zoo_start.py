@@ -1,0 +1,67 @@
+"""Chapter A1 with ``init="zoo"`` on the smoke profile: networks start from verified zoo entries.
+
+The smoke zoo (phantom polyps, the smoke profile's widths, a few steps) is trained into a
+temporary ``MEDTASK_ZOO`` first; the chapter then loads it in its own kernel.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from medtask import zoo
+from medtask.pipeline.runner import ChapterFailedError, error_cells, run_notebook
+
+SMOKE_ZOO = ("erfnet-phantom", "mbt2018-mean-phantom-q4", "mbt2018-mean-phantom-q3",
+             "cheng2020-anchor-phantom-q4", "cheng2020-anchor-phantom-q3")
+A1 = "a1_compression_segmentation"
+
+
+@pytest.fixture()
+def smoke_zoo(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDTASK_ZOO", str(tmp_path / "zoo"))
+    monkeypatch.setenv("MEDTASK_ZOO_RUNS", str(tmp_path / "zoo-runs"))
+    torch.set_num_threads(1)
+    return tmp_path
+
+
+def test_smoke_entries_stay_out_of_the_listed_zoo():
+    listed, every = zoo.entries(), zoo.entries(smoke=True)
+    assert set(SMOKE_ZOO) <= set(every) and not set(SMOKE_ZOO) & set(listed)
+    assert zoo.get("erfnet-phantom").smoke
+
+
+@pytest.mark.notebook
+def test_a1_without_its_zoo_entries_says_how_to_train_them(smoke_zoo, data_root):
+    with pytest.raises(ChapterFailedError, match="medtask zoo train erfnet-phantom"):
+        run_notebook(A1, "smoke", {"init": "zoo", "zoo_data": "phantom"}, data_root=data_root,
+                     output_root=smoke_zoo / "out", progress=False)
+
+
+@pytest.mark.notebook
+def test_a1_starts_from_the_zoo_and_shows_a_scratch_twin(smoke_zoo, data_root):
+    cards = {name: zoo.train(name, threads=1, progress=False) for name in SMOKE_ZOO}
+    rec = run_notebook(A1, "smoke", {"init": "zoo", "zoo_data": "phantom", "mse_steps": 0}, data_root=data_root,
+                       output_root=smoke_zoo / "out", progress=False)
+    assert error_cells(rec.executed) == []
+    prov = json.loads((rec.results_dir / "provenance.json").read_text())["provenance"]
+    starts = {s["entry"]: s["sha256"] for s in prov["zoo_starts"]}
+    assert starts == {name: card["sha256"] for name, card in cards.items()}
+    comparison = pd.read_csv(rec.results_dir / "start_comparison.csv")
+    assert list(comparison["start"]) == ["zoo: mbt2018-mean-phantom-q4", "random weights"]
+    assert (comparison["steps_in_chapter"] == 2).all()  # mse_steps 0 + extra_steps 2 on smoke
+    page = rec.executed.read_text()
+    assert "starts its networks from the study's zoo" in page and "What the start changes" in page
+    # a start from the zoo is part of every trained checkpoint's key: the scratch run trains its own
+    scratch = run_notebook(A1, "smoke", {"mse_steps": 0}, data_root=data_root, output_root=smoke_zoo / "out",
+                           progress=False)
+    scratch_prov = json.loads((scratch.results_dir / "provenance.json").read_text())["provenance"]
+
+    def task_digest(p: dict) -> str:
+        (digest,) = {a["digest"] for a in p["artefacts"] if a["name"] == "task_original"}
+        return digest
+
+    assert scratch_prov["zoo_starts"] == [] and task_digest(scratch_prov) != task_digest(prov)
