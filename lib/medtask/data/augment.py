@@ -57,6 +57,54 @@ def random_crops(crop: int | tuple[int, int]) -> Augment:
     return apply
 
 
+def zoom_crops(crop: int | tuple[int, int], scale: tuple[float, float] = (0.6, 2.5), p_fg: float = 0.5) -> Augment:
+    """Zoomed random crops, centred on the foreground in a fraction ``p_fg`` of the samples.
+
+    Each sample's zoom ``s`` is drawn log-uniformly from ``scale``; a window of ``crop / s`` pixels
+    (clipped to the image) is cut and resampled to ``crop``, so ``s > 1`` enlarges the objects and
+    ``s < 1`` shrinks them. With probability ``p_fg`` (and where the ``mask`` has foreground) the window
+    is centred on a random foreground pixel, jittered by up to a quarter window, as nnU-Net oversamples
+    foreground patches; otherwise it lies anywhere. A zoom about the image centre would crop off-centre
+    objects out of the frame exactly when it enlarges them, so a network would rarely see a large one.
+    """
+    ch, cw = (crop, crop) if isinstance(crop, int) else crop
+    if not (0 < scale[0] <= scale[1]):
+        raise InvalidParameterError(f"zoom scale range must satisfy 0 < lo <= hi, got {scale}")
+
+    def apply(batch: Batch, g: torch.Generator) -> Batch:
+        images = batch["image"]
+        images = list(images.unbind(0)) if torch.is_tensor(images) else list(images)
+        n = len(images)
+        s = torch.exp(_uniform(g, n, math.log(scale[0]), math.log(scale[1])))
+        centred = torch.rand(n, generator=g) < p_fg
+        crops, labels = [], {k: [] for k in LABEL_KEYS if k in batch}
+        for i, img in enumerate(images):
+            h, w = img.shape[-2:]
+            wh, ww = min(h, max(1, round(ch / float(s[i])))), min(w, max(1, round(cw / float(s[i]))))
+            fg = (batch["mask"][i] > 0).nonzero() if "mask" in batch else torch.empty(0, 2)
+            if centred[i] and len(fg):
+                cy, cx = fg[int(torch.randint(0, len(fg), (), generator=g))].tolist()
+                cy += int(torch.randint(-(wh // 4), wh // 4 + 1, (), generator=g))
+                cx += int(torch.randint(-(ww // 4), ww // 4 + 1, (), generator=g))
+                y, x = min(max(cy - wh // 2, 0), h - wh), min(max(cx - ww // 2, 0), w - ww)
+            else:
+                y = int(torch.randint(0, h - wh + 1, (), generator=g))
+                x = int(torch.randint(0, w - ww + 1, (), generator=g))
+            win = img[..., y:y + wh, x:x + ww].unsqueeze(0)
+            crops.append(F.interpolate(win, size=(ch, cw), mode="bilinear", align_corners=False)[0])
+            for k in labels:
+                lab = batch[k][i][..., y:y + wh, x:x + ww]
+                lab = F.interpolate(lab[None, None].float(), size=(ch, cw), mode="nearest")[0, 0]
+                labels[k].append(lab.round().to(batch[k][i].dtype))
+        out = dict(batch)
+        out["image"] = torch.stack(crops)
+        for k, v in labels.items():
+            out[k] = torch.stack(v)
+        return out
+
+    return apply
+
+
 def flips(batch: Batch, g: torch.Generator) -> Batch:
     """Independent random horizontal and vertical flips of each sample (image and label maps together)."""
     out = dict(batch)
