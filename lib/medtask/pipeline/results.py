@@ -96,12 +96,12 @@ class Chapter:
     # -- data --------------------------------------------------------------------------------
     def verify_data(self) -> list[dict[str, Any]]:
         """Verify every dataset of the chapter that has a checksum list; stop on a mismatch unless allowed."""
-        from medtask.data import manifests
+        from medtask.data import sources
 
         checks = []
         for name in self.datasets:
             try:
-                checks.append(manifests.verify_for_chapter(name, self.data_root))
+                checks.append(sources.verify_for_chapter(name, self.data_root))
             except InvalidParameterError:  # not a dataset with a manifest: nothing to verify
                 checks.append({"dataset": name, "path": None, "status": "no manifest", "problems": [], "fix": ""})
         for check in checks:
