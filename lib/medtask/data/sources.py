@@ -19,6 +19,7 @@ and prints :func:`describe` (label and fingerprint); provenance records the same
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 from medtask.data import folder, manifests, phantoms, user_manifests
@@ -174,8 +175,9 @@ def eval_name(dataset: str, test_dataset: str | None = None) -> str:
     return dataset if test_dataset is None else test_dataset
 
 
-def data_markdown(dataset: str, test_dataset: str | None = None, root: str | os.PathLike | None = None) -> str:
-    """The page's sentence on its data: label and fingerprint of the training set and, where the chapter
+def data_markdown(dataset: str | Sequence[str], test_dataset: str | None = None,
+                  root: str | os.PathLike | None = None) -> str:
+    """The page's sentence on its data: label and fingerprint of the training set(s) and, where the chapter
     tests on another dataset (``test_dataset``), of that one too (Markdown)."""
     def one(name: str) -> str:
         try:
@@ -183,9 +185,11 @@ def data_markdown(dataset: str, test_dataset: str | None = None, root: str | os.
         except Exception as exc:  # noqa: BLE001 - the sentence still names the data
             return f"**{name}** (no fingerprint: {exc})"
 
-    if test_dataset in (None, dataset):
-        return f"Data: {one(dataset)}; trained on its train split, tested on its test split."
-    return (f"Trained on {one(dataset)} (its train split); tested on {one(test_dataset)} (its test split): "
+    names = [dataset] if isinstance(dataset, str) else list(dataset)
+    train = " and ".join(one(n) for n in names)
+    if test_dataset is None or (len(names) == 1 and test_dataset == names[0]):
+        return f"Data: {train}; trained on the train split, tested on the test split."
+    return (f"Trained on {train} (train split); tested on {one(test_dataset)} (its test split): "
             "a cross-dataset test, so the test images come from another collection than the training images.")
 
 
