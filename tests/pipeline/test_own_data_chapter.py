@@ -77,3 +77,20 @@ def test_a1_refuses_wrong_task_and_bad_folders_before_a_kernel_starts_or_trains(
     (train / "masks" / "5.png").unlink()
     check = sources.verify_for_chapter(f"folder:{train}", root)
     assert check["status"] == "failed" and "1 image(s) have no mask (5.png)" in " ".join(check["problems"])
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("stem,params", [
+    ("c2_gradprom_segmentation", lambda a, b: {"dataset": a, "test_dataset": b}),
+    ("b1_angio_quality", lambda a, b: {"datasets": [a], "test_dataset": b, "size": 32}),
+])
+def test_c2_and_b1_train_on_a_folder_and_test_on_another(stem, params, folders, tmp_path, data_root):
+    train, other, root = folders
+    for name in ("ARCADE_stenosis_mini_subset",):  # B1's demonstration set, from the shared data
+        (root / name).symlink_to(data_root / name)
+    rec = run_notebook(stem, "smoke", params(f"folder:{train}", "other-polyps"), data_root=root,
+                       output_root=tmp_path / "out", progress=False)
+    assert error_cells(rec.executed) == []
+    page = _page(rec)
+    assert f"unregistered folder {train.resolve()}" in page and "cross-dataset" in page
+    assert f"other-polyps (registered folder {other.resolve()})" in page
