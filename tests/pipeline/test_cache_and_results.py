@@ -193,3 +193,17 @@ def test_a_new_zoo_card_changes_the_cache_key(tmp_path, monkeypatch):
     (tmp_path / "zoo" / "erfnet-cvc.json").write_text('{"sha256": "0"}')
     after = cache.cache_key(nb, {}, data={})
     assert after["zoo"] != before["zoo"] and after["key"] != before["key"]
+
+
+def test_a_test_only_dataset_stays_out_of_training_keys(tmp_path):
+    from medtask.data import sources
+
+    assert sources.test_only("phantom-polyp", None) == [] and sources.test_only("phantom-polyp", "phantom-polyp") == []
+    assert sources.test_only(["a", "b"], "b") == [] and sources.test_only("phantom-polyp", "x") == ["x"]
+    alone = Chapter("t", parameters={}, datasets=["phantom-polyp"], results_dir=tmp_path / "a")
+    cross = Chapter("t", parameters={}, datasets=["phantom-polyp", "phantom-boxes"], results_dir=tmp_path / "b",
+                    test_only=sources.test_only("phantom-polyp", "phantom-boxes"))
+    plain = Chapter("t", parameters={}, datasets=["phantom-polyp", "phantom-boxes"], results_dir=tmp_path / "c")
+    assert cross.artefact_key({"steps": 3}) == alone.artefact_key({"steps": 3})  # trained once, tested anywhere
+    assert plain.artefact_key({"steps": 3}) != alone.artefact_key({"steps": 3})
+    assert cross.artefact_key({"steps": 3}, datasets=cross.datasets) == plain.artefact_key({"steps": 3})

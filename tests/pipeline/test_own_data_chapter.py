@@ -61,6 +61,8 @@ def test_a1_on_a_folder_then_tested_on_another(folders, tmp_path):
     checks = {c["dataset"]: c["status"] for c in json.loads(rec2.executed.read_text())["metadata"]["medtask"]
               ["data_checks"]}
     assert checks[f"other-polyps (registered folder {other.resolve()})"] == "verified"
+    arts = json.loads(rec2.executed.read_text())["metadata"]["medtask"]["artefacts"]
+    assert arts and all(a["reused"] for a in arts), "testing elsewhere must reuse the networks trained on the folder"
 
     fx.save(fx.image(seed=90), train / "images" / "3.png")  # an edited folder is never taken from the cache
     with pytest.raises(ChapterFailedError):  # ...and a registered one edited since `data add` stops the chapter

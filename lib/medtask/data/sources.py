@@ -170,6 +170,13 @@ def chapter_datasets(task: str, dataset: str, test_dataset: str | None = None,
     return [check_task(n, task, root) for n in names]
 
 
+def test_only(dataset: str | Sequence[str], test_dataset: str | None = None) -> list[str]:
+    """``[test_dataset]`` when a chapter only tests on it (not one of its training sets), else ``[]``: what
+    :class:`medtask.pipeline.Chapter` leaves out of its training keys (``test_only=``)."""
+    names = [dataset] if isinstance(dataset, str) else list(dataset)
+    return [] if test_dataset is None or test_dataset in names else [test_dataset]
+
+
 def eval_name(dataset: str, test_dataset: str | None = None) -> str:
     """The dataset whose test split a chapter scores on: ``test_dataset``, or the training set itself."""
     return dataset if test_dataset is None else test_dataset
