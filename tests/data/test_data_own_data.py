@@ -229,3 +229,23 @@ def test_check_same_classes_names_both_lists(tmp_path):
     with pytest.raises(InvalidParameterError, match="same classes in the same order"):
         sources.check_same_classes(data.load("cells", "all", root=tmp_path / "r"), data.load(f"folder:{other}", "all"))
     assert cells is not None
+
+
+def test_a_chapter_refuses_a_bad_or_edited_folder_before_training(polyps, tmp_path):
+    from medtask.errors import DataVerificationError
+    from medtask.pipeline import Chapter
+
+    src, root = polyps
+    user_manifests.add("mine", src, task="segmentation", root=root)
+    ok = Chapter("t", parameters={}, datasets=["mine", f"folder:{src}"], results_dir=tmp_path / "a", data_root=root)
+    assert [c["status"] for c in ok.data_checks] == ["verified", "layout checked"]
+    fx.save(fx.image(seed=5), src / "images" / "1.png")
+    with pytest.raises(DataVerificationError, match=r"(?s)checksum mismatch: images/1\.png.*medtask data add mine"):
+        Chapter("t", parameters={}, datasets=["mine"], results_dir=tmp_path / "b", data_root=root)
+    (src / "masks" / "2.png").unlink()
+    with pytest.raises(DataVerificationError, match=r"(?s)no mask \(2\.png\).*Run it on your data"):
+        Chapter("t", parameters={}, datasets=[f"folder:{src}"], results_dir=tmp_path / "c", data_root=root)
+    (src / "images" / "2.png").unlink()
+    (src / "masks" / "3.png").write_bytes(b"not a png")
+    with pytest.raises(MedtaskError, match=r"3\.png"):  # an unreadable mask stops the load with its file named
+        data.load(f"folder:{src}", "all")
