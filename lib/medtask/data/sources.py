@@ -11,9 +11,12 @@ A name given to :func:`medtask.data.load` (and to a chapter's ``dataset``/``test
 - a **shipped dataset** (``data_manifests/NAME.yml``): label = its canonical name, fingerprint
   from :func:`medtask.data.manifests.fingerprint`.
 
-A chapter checks its ``dataset`` with :func:`check_task`, loads it with :func:`medtask.data.load`
-and prints :func:`describe` (label and fingerprint); provenance records the same through
-:func:`medtask.provenance.dataset_fingerprints`.
+A chapter passes ``datasets=chapter_datasets(TASK, dataset, test_dataset)`` (each checked by
+:func:`check_task`) and ``test_only=test_only(dataset, test_dataset)`` to its ``Chapter`` (which runs
+:func:`verify_for_chapter` on each before training), loads with :func:`load_splits` (the test split
+from ``test_dataset`` where given, :func:`check_same_classes`) and prints :func:`data_markdown` (labels
+and fingerprints); provenance records the same through :func:`medtask.provenance.dataset_fingerprints`,
+and the runner puts the fingerprints of the folders named into the chapter's cache key.
 """
 
 from __future__ import annotations
