@@ -61,8 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medtask", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    data = sub.add_parser("data", help="list, verify, fetch datasets; add your own folder")
     from medtask.data import commands as data_commands
+
+    data = sub.add_parser("data", help="list, verify, fetch datasets; add your own folder",
+                          epilog=data_commands.OWN_DATA_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
 
     data_commands.register(data.add_subparsers(dest="data_command", required=True))
 

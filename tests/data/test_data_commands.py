@@ -53,3 +53,15 @@ def test_verify_without_checksums_decodes_images_and_notices_a_truncated_one(tmp
     assert "<rc 1>" in out and "cannot be decoded: mini_test/images/100.jpg" in out
     # ARCADE's files are placed by hand: the fix says so instead of suggesting a download
     assert "can only be obtained by hand" in out and "re-fetch" not in out.lower()
+
+
+def test_data_help_says_how_to_run_a_chapter_on_own_data(capsys):
+    import pytest
+
+    from medtask.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["data", "--help"])
+    out = capsys.readouterr().out
+    assert "medtask data add my-polyps" in out and "dataset=folder:/data/my-polyps" in out
+    assert "test_dataset=CVC-ClinicDB" in out and "Run it on your data" in out

@@ -186,3 +186,66 @@ def test_tasks_check_task_and_describe_every_kind(polyps, tmp_path):
     assert d["kind"] == "registered" and d["label"] == f"mine (registered folder {src.resolve()})"
     assert d["fingerprint"] == sources.fingerprint("mine", root)
     assert sources.describe(f"folder:{src}")["kind"] == "folder" and sources.kind("CVC-ColonDB") == "shipped"
+
+
+def test_chapter_helpers_verify_load_and_describe_train_and_test_data(polyps, tmp_path):
+    src, root = polyps
+    user_manifests.add("mine", src, task="segmentation", classes="polyp", root=root)
+    other = fx.segmentation(tmp_path / "other", n=5)
+    assert sources.chapter_datasets("segmentation", "mine", None, root) == ["mine"]
+    assert sources.chapter_datasets("segmentation", "mine", "mine", root) == ["mine"]
+    assert sources.chapter_datasets("segmentation", "mine", f"folder:{other}", root) == ["mine", f"folder:{other}"]
+    with pytest.raises(InvalidParameterError, match="this needs a segmentation dataset"):
+        sources.chapter_datasets("segmentation", "mine", "phantom-boxes", root)
+    train, test = sources.load_splits("mine", f"folder:{other}", root=root, size=8, limits={"train": 3})
+    assert len(train) == 3 and test.name == f"folder:{other.resolve()}"  # 'foreground' stands for 'polyp'
+    text = sources.data_markdown("mine", f"folder:{other}", root)
+    assert f"mine (registered folder {src.resolve()})" in text and sources.fingerprint("mine", root) in text
+    assert f"unregistered folder {other.resolve()}" in text and sources.fingerprint(f"folder:{other}") in text
+    assert "cross-dataset" in text and "cross-dataset" not in sources.data_markdown("mine", None, root)
+    check = sources.verify_for_chapter("mine", root)
+    assert check["status"] == "verified" and check["dataset"].startswith("mine (registered folder")
+    assert sources.verify_for_chapter(f"folder:{other}")["status"] == "layout checked"
+    fx.save(fx.image(seed=42), src / "images" / "3.png")  # an edit after `data add`
+    check = sources.verify_for_chapter("mine", root)
+    assert check["status"] == "failed" and "checksum mismatch: images/3.png" in check["problems"]
+    assert "medtask data add mine" in check["fix"]
+    (other / "masks" / "2.png").unlink()
+    check = sources.verify_for_chapter(f"folder:{other}")
+    assert check["status"] == "failed" and "no mask" in check["problems"][0] and "Run it on your data" in check["fix"]
+
+
+def test_check_same_classes_names_both_lists(tmp_path):
+    seg3 = fx.segmentation(tmp_path / "three", n=4, value=2)  # masks 0/2: background, class 1, class 2
+    binary = fx.segmentation(tmp_path / "two", n=4)
+    a = data.load(f"folder:{binary}", "all")
+    b = data.load(f"folder:{seg3}", "all")
+    sources.check_same_classes(a, data.load("phantom-polyp", "test", size=16))  # foreground ~ polyp
+    with pytest.raises(InvalidParameterError, match=r"has classes \['background', 'class 1', 'class 2'\].*"
+                                                    r"test_dataset=None"):
+        sources.check_same_classes(a, b)
+    cells = user_manifests.add("cells", fx.imagefolder(tmp_path / "c1", classes=("a", "b"), n=2), root=tmp_path / "r")
+    other = fx.imagefolder(tmp_path / "c2", classes=("a", "c"), n=2)
+    with pytest.raises(InvalidParameterError, match="same classes in the same order"):
+        sources.check_same_classes(data.load("cells", "all", root=tmp_path / "r"), data.load(f"folder:{other}", "all"))
+    assert cells is not None
+
+
+def test_a_chapter_refuses_a_bad_or_edited_folder_before_training(polyps, tmp_path):
+    from medtask.errors import DataVerificationError
+    from medtask.pipeline import Chapter
+
+    src, root = polyps
+    user_manifests.add("mine", src, task="segmentation", root=root)
+    ok = Chapter("t", parameters={}, datasets=["mine", f"folder:{src}"], results_dir=tmp_path / "a", data_root=root)
+    assert [c["status"] for c in ok.data_checks] == ["verified", "layout checked"]
+    fx.save(fx.image(seed=5), src / "images" / "1.png")
+    with pytest.raises(DataVerificationError, match=r"(?s)checksum mismatch: images/1\.png.*medtask data add mine"):
+        Chapter("t", parameters={}, datasets=["mine"], results_dir=tmp_path / "b", data_root=root)
+    (src / "masks" / "2.png").unlink()
+    with pytest.raises(DataVerificationError, match=r"(?s)no mask \(2\.png\).*Run it on your data"):
+        Chapter("t", parameters={}, datasets=[f"folder:{src}"], results_dir=tmp_path / "c", data_root=root)
+    (src / "images" / "2.png").unlink()
+    (src / "masks" / "3.png").write_bytes(b"not a png")
+    with pytest.raises(MedtaskError, match=r"3\.png"):  # an unreadable mask stops the load with its file named
+        data.load(f"folder:{src}", "all")

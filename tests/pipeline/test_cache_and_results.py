@@ -31,10 +31,39 @@ def test_cache_key_depends_on_parameters_notebook_and_lib(tmp_path, monkeypatch)
 
 def test_cache_key_depends_on_data(tmp_path, monkeypatch):
     nb = resolve_notebook("00_data")
-    monkeypatch.setattr(cache, "data_digest", lambda root=None: {"X": "1"})
+    monkeypatch.setattr(cache, "data_digest", lambda root=None, params=None: {"X": "1"})
     k1 = cache.cache_key(nb, {}, tmp_path)
-    monkeypatch.setattr(cache, "data_digest", lambda root=None: {"X": "2"})
+    monkeypatch.setattr(cache, "data_digest", lambda root=None, params=None: {"X": "2"})
     assert cache.cache_key(nb, {}, tmp_path)["key"] != k1["key"]
+
+
+def test_an_edited_own_folder_changes_the_cache_key(tmp_path, monkeypatch):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
+    import folder_fixtures as fx
+
+    from medtask.data import user_manifests
+
+    monkeypatch.setattr(cache, "lib_digest", lambda: "lib")
+    nb, root = resolve_notebook("00_data"), tmp_path / "root"
+    src = fx.segmentation(tmp_path / "mine", n=6)
+    params = {"dataset": f"folder:{src}", "size": 8}
+    assert cache.own_data_names(params, root) == [f"folder:{src}"]
+    assert cache.own_data_names({"dataset": "CVC-ColonDB", "test_dataset": None, "name": f"folder:{src}"}, root) == []
+    k1 = cache.cache_key(nb, params, root)
+    assert cache.cache_key(nb, params, root)["key"] == k1["key"]
+    fx.save(fx.image(seed=77), src / "images" / "2.png")  # same path, other bytes
+    k2 = cache.cache_key(nb, params, root)
+    assert k2["data"] != k1["data"] and k2["key"] != k1["key"]
+
+    user_manifests.add("mine", src, task="segmentation", root=root)
+    reg = {"dataset": "CVC-ColonDB", "test_dataset": "mine"}
+    k3 = cache.cache_key(nb, reg, root)
+    assert cache.data_digest(root, reg)["mine"].startswith("mine:sha256:")
+    fx.save(fx.image(seed=78), src / "images" / "3.png")  # an edit after `medtask data add`
+    assert cache.cache_key(nb, reg, root)["key"] != k3["key"]
+    assert cache.data_digest(root, reg)["mine"].startswith("unavailable: ChecksumError")
 
 
 def test_cache_lookup_needs_the_same_key_and_an_unchanged_output(tmp_path):
@@ -164,3 +193,17 @@ def test_a_new_zoo_card_changes_the_cache_key(tmp_path, monkeypatch):
     (tmp_path / "zoo" / "erfnet-cvc.json").write_text('{"sha256": "0"}')
     after = cache.cache_key(nb, {}, data={})
     assert after["zoo"] != before["zoo"] and after["key"] != before["key"]
+
+
+def test_a_test_only_dataset_stays_out_of_training_keys(tmp_path):
+    from medtask.data import sources
+
+    assert sources.test_only("phantom-polyp", None) == [] and sources.test_only("phantom-polyp", "phantom-polyp") == []
+    assert sources.test_only(["a", "b"], "b") == [] and sources.test_only("phantom-polyp", "x") == ["x"]
+    alone = Chapter("t", parameters={}, datasets=["phantom-polyp"], results_dir=tmp_path / "a")
+    cross = Chapter("t", parameters={}, datasets=["phantom-polyp", "phantom-boxes"], results_dir=tmp_path / "b",
+                    test_only=sources.test_only("phantom-polyp", "phantom-boxes"))
+    plain = Chapter("t", parameters={}, datasets=["phantom-polyp", "phantom-boxes"], results_dir=tmp_path / "c")
+    assert cross.artefact_key({"steps": 3}) == alone.artefact_key({"steps": 3})  # trained once, tested anywhere
+    assert plain.artefact_key({"steps": 3}) != alone.artefact_key({"steps": 3})
+    assert cross.artefact_key({"steps": 3}, datasets=cross.datasets) == plain.artefact_key({"steps": 3})

@@ -132,3 +132,20 @@ def test_chapter_parameters_are_read_from_the_run_not_relisted():
     assert set(params) == set(names) - set(profiles.PIPELINE_PARAMETERS) and params["seed"] == "value of seed"
     with pytest.raises(InvalidParameterError, match="not defined"):
         chapter_parameters("00_data", {})
+
+
+def test_schema_checks_the_data_parameters():
+    from medtask.errors import InvalidParameterError
+    from medtask.pipeline import schema
+    from medtask.pipeline.profiles import resolve_notebook
+
+    for stem in ("a1_compression_segmentation", "a3_lambda2_ablation", "c1_gradprom_diagnosis", "c2_gradprom_segmentation"):
+        nb = resolve_notebook(stem)
+        schema.validate(nb, {"dataset": "folder:/data/mine", "test_dataset": None})
+        schema.validate(nb, {"dataset": "Kvasir-SEG", "test_dataset": "my-polyps"})
+        with pytest.raises(InvalidParameterError, match="test_dataset=3 is not allowed"):
+            schema.validate(nb, {"test_dataset": 3})
+    nb = resolve_notebook("b1_angio_quality")
+    schema.validate(nb, {"datasets": ["folder:/data/vessels"], "test_dataset": "DRIVE"})
+    with pytest.raises(InvalidParameterError, match="at least 1 element"):
+        schema.validate(nb, {"datasets": []})

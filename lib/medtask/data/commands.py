@@ -110,6 +110,21 @@ def _cmd_add(args: argparse.Namespace) -> int:
     return 0
 
 
+#: what ``medtask data --help`` says after the sub-commands: how to run a chapter on your own data
+OWN_DATA_HELP = """\
+your own data:
+  A folder of images in a plain layout (segmentation: images/ + masks/; detection: Pascal VOC or COCO;
+  classification: one folder per class or labels.csv) runs in any chapter of its task:
+    medtask data add my-polyps /data/my-polyps --task segmentation --classes polyp
+    medtask run a1_compression_segmentation -p dataset=my-polyps
+  or once, unregistered:  medtask run a1_compression_segmentation -p dataset=folder:/data/my-polyps
+  Train on one set and test on another's test split (A1, A3, C1, C2; B1 takes its vessel sets as a list):
+    medtask run c2_gradprom_segmentation -p dataset=Kvasir-SEG -p test_dataset=CVC-ClinicDB
+    medtask run b1_angio_quality -p 'datasets=[my-vessels]' -p test_dataset=DRIVE
+  The page names the data and its fingerprint. Layouts, checks and splits: the book page
+  'Run it on your data' (book/own_data.md) and `medtask data add --help`."""
+
+
 def register(subparsers: "argparse._SubParsersAction") -> None:
     """Add ``list``, ``verify NAME``, ``fetch NAME`` and ``add NAME PATH`` to an argparse sub-parser group."""
     common = argparse.ArgumentParser(add_help=False)

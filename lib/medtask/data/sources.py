@@ -11,14 +11,18 @@ A name given to :func:`medtask.data.load` (and to a chapter's ``dataset``/``test
 - a **shipped dataset** (``data_manifests/NAME.yml``): label = its canonical name, fingerprint
   from :func:`medtask.data.manifests.fingerprint`.
 
-A chapter checks its ``dataset`` with :func:`check_task`, loads it with :func:`medtask.data.load`
-and prints :func:`describe` (label and fingerprint); provenance records the same through
-:func:`medtask.provenance.dataset_fingerprints`.
+A chapter passes ``datasets=chapter_datasets(TASK, dataset, test_dataset)`` (each checked by
+:func:`check_task`) and ``test_only=test_only(dataset, test_dataset)`` to its ``Chapter`` (which runs
+:func:`verify_for_chapter` on each before training), loads with :func:`load_splits` (the test split
+from ``test_dataset`` where given, :func:`check_same_classes`) and prints :func:`data_markdown` (labels
+and fingerprints); provenance records the same through :func:`medtask.provenance.dataset_fingerprints`,
+and the runner puts the fingerprints of the folders named into the chapter's cache key.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 from medtask.data import folder, manifests, phantoms, user_manifests
@@ -121,3 +125,95 @@ def check_task(name: str, task: str, root: str | os.PathLike | None = None) -> s
 def describe(name: str, root: str | os.PathLike | None = None) -> dict[str, str]:
     """``{name, kind, label, fingerprint}`` of a dataset name: what a page prints about the data it used."""
     return {"name": name, "kind": kind(name, root), "label": label(name, root), "fingerprint": fingerprint(name, root)}
+
+
+def verify_for_chapter(name: str, root: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The check a chapter runs on a dataset before training, for every kind of name.
+
+    Returns ``{"dataset", "path", "status", "problems", "fix"}`` like
+    :func:`medtask.data.manifests.verify_for_chapter`: a registered folder is checked against the
+    checksums recorded at ``medtask data add``, a ``folder:`` path by its layout (it has no checksums;
+    status ``"layout checked"``), a shipped dataset or a phantom as before.
+    """
+    k = kind(name, root)
+    if k not in ("folder", "registered"):
+        return manifests.verify_for_chapter(name, root)
+    rep = verify(name, root, checksums=True)
+    status = "verified" if rep.ok and k == "registered" else "layout checked" if rep.ok else "failed"
+    fix = "" if rep.ok else rep.summary().splitlines()[-1].strip().removeprefix("fix: ")
+    problems = ([f"layout: {p}" for p in rep.layout_problems] + [f"missing: {p}" for p in rep.missing]
+                + [f"checksum mismatch: {p}" for p in rep.bad] + [f"new file: {p}" for p in rep.new])
+    return {"dataset": label(name, root), "path": str(rep.path), "status": status, "problems": problems, "fix": fix}
+
+
+def _generic_class(name: str) -> bool:
+    """A folder's default class name (``foreground``, ``class K``), which stands for whatever class sits at its index."""
+    return name == "foreground" or (name.startswith("class ") and name[6:].isdigit())
+
+
+def check_same_classes(train: Dataset, test: Dataset) -> None:
+    """Refuse a test set whose classes differ from the training set's: a network's outputs mean the training
+    set's classes. Same number, same names in the same order; a folder's default names (``foreground``,
+    ``class K``) match any name at their index. The message names both lists and the fix."""
+    a, b = list(train.classes), list(test.classes)
+    if len(a) == len(b) and all(x == y or _generic_class(x) or _generic_class(y) for x, y in zip(a, b)):
+        return
+    raise InvalidParameterError(
+        f"test_dataset {test.name!r} has classes {b}, the training set {train.name!r} has {a}: a network trained "
+        "on one cannot be scored on the other. Give a test set with the same classes in the same order (register "
+        "a folder with `medtask data add NAME PATH --classes A,B,...` to name and order them), or leave "
+        "test_dataset=None to test on the training set's own test split")
+
+
+def chapter_datasets(task: str, dataset: str, test_dataset: str | None = None,
+                     root: str | os.PathLike | None = None) -> list[str]:
+    """A chapter's ``dataset`` and ``test_dataset`` parameters, each checked for ``task`` (:func:`check_task`):
+    ``[dataset]``, or ``[dataset, test_dataset]`` when the chapter tests on another dataset."""
+    names = [dataset] if test_dataset in (None, dataset) else [dataset, test_dataset]
+    return [check_task(n, task, root) for n in names]
+
+
+def test_only(dataset: str | Sequence[str], test_dataset: str | None = None) -> list[str]:
+    """``[test_dataset]`` when a chapter only tests on it (not one of its training sets), else ``[]``: what
+    :class:`medtask.pipeline.Chapter` leaves out of its training keys (``test_only=``)."""
+    names = [dataset] if isinstance(dataset, str) else list(dataset)
+    return [] if test_dataset is None or test_dataset in names else [test_dataset]
+
+
+def eval_name(dataset: str, test_dataset: str | None = None) -> str:
+    """The dataset whose test split a chapter scores on: ``test_dataset``, or the training set itself."""
+    return dataset if test_dataset is None else test_dataset
+
+
+def data_markdown(dataset: str | Sequence[str], test_dataset: str | None = None,
+                  root: str | os.PathLike | None = None) -> str:
+    """The page's sentence on its data: label and fingerprint of the training set(s) and, where the chapter
+    tests on another dataset (``test_dataset``), of that one too (Markdown)."""
+    def one(name: str) -> str:
+        try:
+            return f"**{label(name, root)}** (fingerprint `{fingerprint(name, root, strict=False)}`)"
+        except Exception as exc:  # noqa: BLE001 - the sentence still names the data
+            return f"**{name}** (no fingerprint: {exc})"
+
+    names = [dataset] if isinstance(dataset, str) else list(dataset)
+    train = " and ".join(one(n) for n in names)
+    if test_dataset is None or (len(names) == 1 and test_dataset == names[0]):
+        return f"Data: {train}; trained on the train split, tested on the test split."
+    return (f"Trained on {train} (train split); tested on {one(test_dataset)} (its test split): "
+            "a cross-dataset test, so the test images come from another collection than the training images.")
+
+
+def load_splits(dataset: str, test_dataset: str | None = None, splits: tuple[str, ...] = ("train", "test"), *,
+                root: str | os.PathLike | None = None, size: Any = None,
+                limits: dict[str, int | None] | None = None, **options: Any) -> tuple[Dataset, ...]:
+    """``splits`` of a chapter's data, in that order: every split from ``dataset`` except ``"test"``, which comes
+    from ``test_dataset`` where given (checked to have the training set's classes, :func:`check_same_classes`).
+    ``limits`` keeps the first n images of a split (``{"train": 16}``)."""
+    from medtask.data import load as load_any
+
+    limits = limits or {}
+    out = tuple(load_any(eval_name(dataset, test_dataset) if s == "test" else dataset, s, root=root, size=size,
+                         limit=limits.get(s), **options) for s in splits)
+    if "test" in splits and "train" in splits:
+        check_same_classes(out[splits.index("train")], out[splits.index("test")])
+    return out

@@ -54,12 +54,14 @@ def zoo_digest() -> str:
     return h.hexdigest()
 
 
-def data_digest(root: str | os.PathLike | None = None) -> dict[str, str]:
-    """Fingerprint of the bytes of every dataset present under the data root (conservative: any change re-runs).
+def data_digest(root: str | os.PathLike | None = None, params: dict[str, Any] | None = None) -> dict[str, str]:
+    """Fingerprint of the bytes of every dataset present under the data root (conservative: any change re-runs),
+    and of each user's dataset named in ``params`` (:func:`own_data_names`), so that a rerun on an edited
+    folder never reuses a result.
 
     A copy whose layout differs from its manifest enters the key too (marked), so editing it re-runs.
     """
-    from medtask.data import manifests
+    from medtask.data import manifests, sources
 
     root = _data_root(root)
     out: dict[str, str] = {}
@@ -69,21 +71,41 @@ def data_digest(root: str | os.PathLike | None = None) -> dict[str, str]:
             out[name] = manifests.fingerprint(name, root, strict=False)
         except Exception:  # absent datasets do not enter the key
             continue
+    for name in own_data_names(params or {}, root):
+        try:
+            out[name] = sources.fingerprint(name, root)
+        except Exception as exc:  # a changed registered folder or a broken one: keyed by the error, the chapter says it
+            out[name] = f"unavailable: {exc.__class__.__name__}: {exc}"
     return out
+
+
+def own_data_names(params: dict[str, Any], root: str | os.PathLike | None = None) -> list[str]:
+    """The ``folder:`` paths and folders registered with ``medtask data add`` among a chapter's dataset
+    parameters (``dataset``, ``test_dataset``, any ``*_dataset``, and the elements of ``*datasets`` lists)."""
+    from medtask.data import sources
+
+    names: list[str] = []
+    for key, value in params.items():
+        if not (key == "dataset" or key.endswith("_dataset") or key.endswith("datasets")):
+            continue
+        for name in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(name, str) and name not in names and sources.is_own_data(name, root):
+                names.append(name)
+    return names
 
 
 def cache_key(notebook: Path, params: dict[str, Any], data_root: str | os.PathLike | None = None,
               data: dict[str, str] | None = None) -> dict[str, Any]:
     """The parts of the key (notebook, parameters, lib, zoo cards, data) and their combined digest under ``"key"``.
 
-    ``data`` is :func:`data_digest` of the data root when the caller has it already.
+    ``data`` is :func:`data_digest` of the data root (and of the own data ``params`` name) when the caller has it already.
     """
     parts = {
         "notebook": notebook_digest(notebook),
         "parameters": _sha(json.dumps(params, sort_keys=True, default=str).encode()),
         "lib": lib_digest(),
         "zoo": zoo_digest(),
-        "data": _sha(json.dumps(data if data is not None else data_digest(data_root), sort_keys=True).encode()),
+        "data": _sha(json.dumps(data if data is not None else data_digest(data_root, params), sort_keys=True).encode()),
     }
     parts["key"] = _sha(json.dumps(parts, sort_keys=True).encode())
     return parts

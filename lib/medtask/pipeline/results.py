@@ -74,9 +74,10 @@ class Chapter:
         self, name: str, *, profile: str = "cpu", parameters: dict[str, Any] | None = None,
         datasets: list[str] | tuple[str, ...] = (), results_dir: str | os.PathLike | None = None,
         data_root: str | os.PathLike | None = None, verify_data: bool = True,
-        allow_unverified_data: bool | None = None,
+        allow_unverified_data: bool | None = None, test_only: list[str] | tuple[str, ...] = (),
     ) -> None:
         self.name = name
+        self.test_only = [n for n in test_only if n is not None]
         self.profile = profile
         self.parameters = dict(parameters or {})
         self.datasets = list(datasets)
@@ -96,12 +97,12 @@ class Chapter:
     # -- data --------------------------------------------------------------------------------
     def verify_data(self) -> list[dict[str, Any]]:
         """Verify every dataset of the chapter that has a checksum list; stop on a mismatch unless allowed."""
-        from medtask.data import manifests
+        from medtask.data import sources
 
         checks = []
         for name in self.datasets:
             try:
-                checks.append(manifests.verify_for_chapter(name, self.data_root))
+                checks.append(sources.verify_for_chapter(name, self.data_root))
             except InvalidParameterError:  # not a dataset with a manifest: nothing to verify
                 checks.append({"dataset": name, "path": None, "status": "no manifest", "problems": [], "fix": ""})
         for check in checks:
@@ -178,7 +179,10 @@ class Chapter:
                      datasets: list[str] | tuple[str, ...] | None = None, code: tuple[Any, ...] = ()
                      ) -> dict[str, Any]:
         """The key of a trained artefact: ``params``, the checkpoints in ``inputs`` (by content hash), the
-        fingerprints of ``datasets`` (default: the chapter's; ``()`` for none) and the source of ``code``."""
+        fingerprints of ``datasets`` (default: the chapter's, less those it only tests on, ``test_only``, so
+        that testing elsewhere reuses what was trained; ``()`` for none) and the source of ``code``."""
+        if datasets is None:
+            datasets = [n for n in self.datasets if n not in self.test_only]
         return artefacts.build_key(params=params, inputs=inputs, data=self.data_fingerprints(datasets), code=code)
 
     def note_zoo_start(self, name: str, card: dict[str, Any]) -> None:

@@ -85,7 +85,7 @@ def run_notebook(
     out_dir = generated_dir(output_root)
     out_dir.mkdir(parents=True, exist_ok=True)
     executed = out_dir / f"{stem}.ipynb"
-    present = cache.data_digest(droot)  # datasets present: they enter the key and the provenance
+    present = cache.data_digest(droot, params)  # datasets present and own data named: key and provenance
     keyed = {k: v for k, v in params.items() if k != "results_dir"}
     if allow_unverified_data:  # a run on unverified data is never taken for a verified one
         keyed["--allow-unverified-data"] = True

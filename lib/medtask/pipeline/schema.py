@@ -32,6 +32,10 @@ _POSITIVE = {"exclusive_min": 0}
 #: name -> rule, for every chapter that has a parameter of that name
 RULES: dict[str, dict[str, Any]] = {
     "seed": {"min": 0},
+    # a dataset name: shipped, registered with `medtask data add`, folder:/path or a phantom; the chapter checks its task
+    "dataset": {"type": "str"},
+    "test_dataset": {"type": "str", "none": True},
+    "datasets": {"min_items": 1, "items": {"type": "str"}},
     "spread_seeds": {"items": {"type": "int", "min": 0}},
     "threads": {"min": 0},
     "batch_size": {"min": 1},

@@ -52,3 +52,30 @@ def test_real_protocol_split_is_leakage_free(data_root):
     assert s["image"].shape == (1, 32, 32) and s["mask"].shape == (32, 32) and s["fov"].dtype == torch.bool
     again, _ = st.build_protocol_data(sources, 3, seed=0)
     assert all(torch.equal(a["image"], b["image"]) for a, b in zip(train, again))
+
+
+def test_vessel_sources_from_own_folders_and_a_test_dataset(tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "data"))
+    import folder_fixtures as fx
+
+    from medtask.errors import InvalidParameterError
+
+    a = f"folder:{fx.segmentation(tmp_path / 'a', n=10)}"
+    b = f"folder:{fx.segmentation(tmp_path / 'b', n=5)}"
+    assert st.source_splits("DRIVE") == [("train", "train"), ("test", "test")]
+    assert st.source_splits(a) == [("train", "train"), ("val", "train"), ("test", "test")]
+    assert st.source_splits(a, test_dataset=b) == [("train", "train"), ("val", "train")]
+    assert st.chapter_datasets([a], b) == [a, b, "ARCADE"]
+    with pytest.raises(InvalidParameterError, match="this needs a segmentation dataset"):
+        st.chapter_datasets([a], "phantom-boxes")
+    own = st.load_sources(32, datasets=[a])
+    assert (len(own["train"]), len(own["test"])) == (8, 2) and own["train"][0]["image"].shape == (1, 32, 32)
+    assert bool(own["train"][0]["fov"].all())  # no field-of-view mask: the whole frame
+    cross = st.load_sources(32, datasets=[a], test_dataset=b)
+    assert len(cross["train"]) == 8 and [s["id"].split("/")[-1] for s in cross["test"]] == ["5"]
+    assert all(s["id"].startswith(b) for s in cross["test"])
+    train, test = st.build_protocol_data(cross, versions=2, seed=0)
+    assert len(train) == 16 and len(test) == 2

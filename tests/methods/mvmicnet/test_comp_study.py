@@ -54,9 +54,13 @@ def test_tables_curves_bd_and_claims():
 
 
 def test_bad_parameters():
-    with pytest.raises(InvalidParameterError, match="not a segmentation dataset"):
-        cs.check_dataset("segmentation", "bccd")
-    assert cs.check_dataset("detection", "ChestX-Det") == "chestx-det"
+    from medtask.data import sources
+
+    assert not hasattr(cs, "check_dataset"), "chapters check their data with medtask.data.sources.check_task"
+    with pytest.raises(InvalidParameterError, match="this needs a segmentation dataset"):
+        sources.check_task("bccd", "segmentation")
+    assert sources.check_task("ChestX-Det", "detection") == "ChestX-Det"
+    assert sources.chapter_datasets("segmentation", "kvasir-seg", "cvc-clinicdb") == ["kvasir-seg", "cvc-clinicdb"]
     with pytest.raises(InvalidParameterError, match="unknown published"):
         report.published("table9")
 

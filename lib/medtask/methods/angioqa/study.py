@@ -30,6 +30,7 @@ from skimage.exposure import equalize_adapthist
 from torch import nn
 
 from medtask import data
+from medtask.data import sources as data_sources
 from medtask.engine import RandomBatches, TrainResult, fit
 from medtask.engine.gradcam import grad_cam
 from medtask.engine.predict import predict as run_batches
@@ -69,21 +70,52 @@ def resize_source(image: torch.Tensor, mask: torch.Tensor, fov: torch.Tensor, si
     return img.clamp(0, 1), m.long(), f
 
 
-def load_sources(size: int, data_root: Any = None, datasets: Sequence[str] = ("DRIVE", "CHASE_DB1"),
-                 limit: int | None = None) -> dict[str, list[dict[str, Any]]]:
+#: the training sources of the protocol when the chapter is not told others
+DEFAULT_SOURCES = ("DRIVE", "CHASE_DB1")
+
+
+def source_splits(name: str, test_dataset: str | None = None) -> list[tuple[str, str]]:
+    """``[(loader split, protocol side)]`` of one source: DRIVE's and CHASE_DB1's from :data:`SOURCE_SPLITS`, any
+    other vessel dataset's (registered folder, ``folder:`` path) ``train`` and ``val`` for training, ``test`` for
+    testing. With a ``test_dataset`` every source only trains, and the test side is that dataset's test split."""
+    canonical = {"drive": "DRIVE", "chase-db1": "CHASE_DB1", "chase_db1": "CHASE_DB1"}.get(name.lower(), name)
+    known = [(split, side) for (n, split), side in SOURCE_SPLITS.items() if n == canonical]
+    pairs = known or [("train", "train"), ("val", "train"), ("test", "test")]
+    return [(split, side) for split, side in pairs if test_dataset is None or side == "train"]
+
+
+def chapter_datasets(datasets: Sequence[str], test_dataset: str | None = None, data_root: Any = None,
+                     demo: str = "ARCADE") -> list[str]:
+    """The chapter's datasets: every vessel source (checked to be segmentation data), the test set where
+    given, and the demonstration set ``demo``."""
+    names = [*datasets, *([test_dataset] if test_dataset and test_dataset not in datasets else [])]
+    if not names:
+        raise InvalidParameterError("datasets is empty: give at least one vessel segmentation dataset (DRIVE, "
+                                    "CHASE_DB1, a `medtask data add` NAME or folder:/path)")
+    return [*(data_sources.check_task(n, "segmentation", data_root) for n in names), demo]
+
+
+def load_sources(size: int, data_root: Any = None, datasets: Sequence[str] = DEFAULT_SOURCES,
+                 limit: int | None = None, test_dataset: str | None = None) -> dict[str, list[dict[str, Any]]]:
     """Source images per protocol split: ``{"train": [...], "test": [...]}`` of ``{"image" [1,S,S], "mask", "fov", "id"}``.
 
     Images are converted to angiogram-like at full resolution (CLAHE is resolution-dependent), then
     resized to ``size x size``. ``id`` is ``"<dataset>/<image id>"``. ``limit`` keeps the first
-    ``limit`` images of each loader split (smoke runs).
+    ``limit`` images of each loader split (smoke runs). Each of ``datasets`` gives its splits by
+    :func:`source_splits`; ``test_dataset`` (any vessel segmentation dataset) gives the test side instead.
+    Masks must be binary (vessel / background); an image without a field-of-view mask has all of its frame as one.
     """
     if size % 16 or size < 32:
         raise InvalidParameterError(f"working size must be a multiple of 16 (the model's stride), at least 32; got {size}")
     out: dict[str, list[dict[str, Any]]] = {"train": [], "test": []}
-    for (name, split), side in SOURCE_SPLITS.items():
-        if name not in datasets:
-            continue
+    plan = [(name, split, side) for name in datasets for split, side in source_splits(name, test_dataset)]
+    if test_dataset is not None:
+        plan += [(test_dataset, "test", "test")]
+    for name, split, side in plan:
         ds = data.load(name, split, root=data_root, limit=limit)
+        if len(ds.classes) != 2:
+            raise InvalidParameterError(f"{name} has classes {list(ds.classes)}; the protocol needs binary vessel "
+                                        "masks (background, vessel)")
         for s in ds:
             img = angiogram_like(s["image"], s.get("fov"))
             fov = s.get("fov", torch.ones(img.shape[-2:], dtype=torch.bool))

@@ -74,16 +74,6 @@ def zoo_codec_name(arch: str, lambda1: float, data: str) -> str:
                                     f"{sorted(ZOO_LAMBDAS.values())}, at which the zoo's codecs are trained; got "
                                     f"{lambda1} (or use init='scratch')")
     return codec_entry_name(arch, data, quality)
-DATASETS = {"segmentation": ("cvc-colondb",), "detection": ("bccd", "chestx-det")}
-
-
-def check_dataset(task: str, dataset: str) -> str:
-    """The chapter's dataset parameter, validated for ``task`` (phantoms allowed for smoke runs)."""
-    key = dataset.lower()
-    if key.startswith("phantom-") or key in DATASETS[task]:
-        return key
-    raise InvalidParameterError(f"dataset={dataset!r} is not a {task} dataset of Study A; use one of "
-                                f"{', '.join(DATASETS[task])} (or a phantom for smoke runs)")
 
 
 # -- per-image evaluation records ---------------------------------------------------------------
