@@ -1,7 +1,8 @@
 """Data-parallel ``fit`` under torchrun (gloo, 2 CPU processes) equals the one-process run with the same global batch.
 
-The trainings go through the chapters' path: ``$MEDTASK_NPROC=2`` makes ``fit`` hand them to two
-worker processes (``medtask.engine.launch``), which write the checkpoint this process then loads.
+GradProm goes through the chapters' path: ``$MEDTASK_NPROC=2`` makes ``fit`` hand the training to
+two worker processes (``medtask.engine.launch``), which write the checkpoint this process then
+loads; the codec goes through ``medtask zoo train NAME --nproc 2``.
 Tolerance: parameters and buffers agree to ``atol=1e-5`` (1 % of one Adam step at lr 1e-3) and
 ``rtol=1e-4``, logged losses to ``rtol=1e-4``, after a few steps. The ranks sum in another order
 than one process (the averaged gradients differ from the one-process ones by ~1e-6 relative);
@@ -59,46 +60,6 @@ def _same_history(a: list[dict], b: list[dict]) -> None:
             assert x[k] == pytest.approx(y[k], rel=RTOL, abs=1e-6), (x["step"], k)
 
 
-# -- a tiny codec ---------------------------------------------------------------------------------
-def _images(n: int = 8, size: int = 32) -> list[dict]:
-    g = torch.Generator().manual_seed(5)
-    base = torch.nn.functional.avg_pool2d(torch.rand(n, 3, size, size, generator=g), 5, 1, 2)
-    return [{"image": base[i], "id": str(i)} for i in range(n)]
-
-
-def _codec_strategy(marks: Path):
-    from medtask.methods.mvmicnet.codecs.learned import build_codec
-    from medtask.methods.mvmicnet.strategies import CodecMSEStrategy
-
-    class Probe(CodecMSEStrategy):
-        """Marks, per rank, every checkpoint it is asked to fill (``state_dict`` is read only to write one)."""
-
-        def state_dict(self):
-            marks.mkdir(parents=True, exist_ok=True)
-            (marks / f"rank{distributed.rank()}").touch()
-            return {}
-
-    torch.manual_seed(0)
-    return _adam_eps(Probe(build_codec("mbt2018-mean", N=8, M=8), lambda1=0.013, lr=1e-3, aux_lr=1e-3))
-
-
-def test_codec_on_two_processes_equals_one_and_only_rank0_writes(tmp_path, monkeypatch):
-    monkeypatch.delenv(launch.NPROC_ENV, raising=False)
-    data = _images()
-    one = _codec_strategy(tmp_path / "marks-1")
-    ref = fit(one, RandomBatches(data, 4, seed=0), 3, checkpoint=tmp_path / "one.pt", progress=False)
-
-    monkeypatch.setenv(launch.NPROC_ENV, "2")
-    two = _codec_strategy(tmp_path / "marks-2")
-    res = fit(two, RandomBatches(data, 4, seed=0), 3, checkpoint=tmp_path / "two.pt", progress=False)
-
-    assert res.resumed_from == 3  # trained by the workers, loaded here
-    _close(_state(one.modules()), _state(two.modules()))
-    _same_history(ref.history, res.history)
-    assert sorted(p.name for p in (tmp_path / "marks-2").iterdir()) == ["rank0"]
-    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["one.pt", "two.pt"]  # no leftovers
-
-
 # -- GradProm (BatchNorm in both networks, a segmentation Dice pooled over the batch) --------------
 def _seg_data(n: int = 8, size: int = 16) -> list[dict]:
     g = torch.Generator().manual_seed(7)
@@ -107,15 +68,22 @@ def _seg_data(n: int = 8, size: int = 16) -> list[dict]:
     return [{"image": img[i], "mask": mask[i], "id": str(i)} for i in range(n)]
 
 
-def _gradprom():
+def _gradprom(marks: Path):
     from medtask.methods.gradprom.networks import SRResNet
-    from medtask.methods.gradprom.strategies import make_strategy
+    from medtask.methods.gradprom.strategies import TaskDrivenEnhancement
+
+    class Probe(TaskDrivenEnhancement):
+        """GradProm that marks, per rank, every checkpoint it fills (``state_dict`` is read only to write one)."""
+
+        def state_dict(self):
+            marks.mkdir(parents=True, exist_ok=True)
+            (marks / f"rank{distributed.rank()}").touch()
+            return {}
 
     torch.manual_seed(0)
     enhancer = SRResNet(3, depth=1, width=4, head_kernel=3, image_residual=False)
     segmenter = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 3, 1))
-    return _adam_eps(make_strategy("gradprom", enhancer=enhancer, recogniser=segmenter, task="segmentation",
-                                   lam=0.5, lr=1e-3))
+    return _adam_eps(Probe(enhancer, segmenter, task="segmentation", lam=0.5, combiner="gate", lr=1e-3))
 
 
 def _batches():
@@ -124,18 +92,24 @@ def _batches():
     return RandomBatches(_seg_data(), 4, seed=1, augment=DegradeBatch({"name": "gaussian", "sigma": 0.1}))
 
 
-def test_gradprom_on_two_processes_equals_one_and_resumes_under_another_world_size(tmp_path, monkeypatch):
+def test_gradprom_on_two_processes_equals_one_resumes_under_another_world_size_and_rank0_writes(tmp_path,
+                                                                                                 monkeypatch):
     monkeypatch.delenv(launch.NPROC_ENV, raising=False)
-    ref = _gradprom()
+    ref = _gradprom(tmp_path / "marks-ref")
     fit(ref, _batches(), 4, checkpoint=tmp_path / "ref.pt", progress=False)
     at4 = _state(ref.modules())
     ref_res = fit(ref, _batches(), 6, checkpoint=tmp_path / "ref.pt", progress=False)
 
-    run = _gradprom()
+    run = _gradprom(tmp_path / "marks-1")
     fit(run, _batches(), 2, checkpoint=tmp_path / "run.pt", progress=False)  # 1 process: steps 0-1
     monkeypatch.setenv(launch.NPROC_ENV, "2")
+    marks = tmp_path / "marks-1"
+    for p in marks.iterdir():  # marks of the one-process phase
+        p.unlink()
     fit(run, _batches(), 4, checkpoint=tmp_path / "run.pt", progress=False)  # 2 processes: steps 2-3
     assert read_checkpoint(tmp_path / "run.pt")["step"] == 4
+    assert sorted(p.name for p in marks.iterdir()) == ["rank0"]  # only rank 0 filled a checkpoint
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith((".tmp", ".job"))]  # no leftovers
     _close(at4, _state(run.modules()))
     monkeypatch.delenv(launch.NPROC_ENV)
     res = fit(run, _batches(), 6, checkpoint=tmp_path / "run.pt", progress=False)  # 1 process again: 4-5
@@ -144,6 +118,27 @@ def test_gradprom_on_two_processes_equals_one_and_resumes_under_another_world_si
     _close(_state(ref.modules()), _state(run.modules()))
     _same_history(ref_res.history, res.history)
     assert {"cos", "gate", "loss_vr"} <= set(res.history[3])
+
+
+# -- a tiny codec, a zoo entry, through the command line (CompressAI's noise, aux loss, update()) -------------------------------------------------------------
+def test_zoo_train_nproc_2_equals_nproc_1(tmp_path, monkeypatch):
+    from medtask.cli import main
+    from medtask.zoo.store import read_card
+
+    name = "mbt2018-mean-phantom-q4"  # a smoke entry: a tiny codec on phantom data, 4 steps, global batch 4
+    cards, states = {}, {}
+    for n in (1, 2):
+        monkeypatch.setenv("MEDTASK_ZOO", str(tmp_path / f"zoo{n}"))
+        monkeypatch.setenv("MEDTASK_ZOO_RUNS", str(tmp_path / f"runs{n}"))
+        assert main(["zoo", "train", name, "--no-progress"] + (["--nproc", "2"] if n == 2 else [])) == 0
+        cards[n] = read_card(name)
+        (ckpt,) = (tmp_path / f"runs{n}").glob("*/train.pt")
+        states[n] = read_checkpoint(ckpt)["modules"]["codec"]
+    assert cards[1]["processes"] == 1 and cards[2]["processes"] == 2
+    _close(states[1], states[2])
+    for a, b in zip(cards[1]["curve"], cards[2]["curve"]):
+        assert a["step"] == b["step"] and a["rd_loss"] == pytest.approx(b["rd_loss"], rel=RTOL)
+    assert cards[1]["test"]["rd_loss"] == pytest.approx(cards[2]["test"]["rd_loss"], rel=RTOL)
 
 
 # -- pieces, without processes --------------------------------------------------------------------
