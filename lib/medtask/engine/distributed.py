@@ -28,8 +28,14 @@ How a step stays the step of one process with the same global batch (the contrac
   so all ranks draw the same numbers. Noise that depends on the batch (CompressAI's training
   quantisation, ``U(-½, ½)`` per latent) is drawn for the global batch and sliced
   (:func:`rank_slice_uniform`), so it equals the noise of the single-process run element by
-  element and every rank consumes the generator alike. Dropout masks are drawn per rank at the
-  rank's shape: networks with dropout agree with one process in distribution, not bitwise.
+  element and every rank consumes the generator alike. Dropout masks (and Faster R-CNN's anchor
+  and proposal sampling) are drawn per rank at the rank's shape: such networks agree with one
+  process in distribution, not bitwise.
+- *CompressAI.* The auxiliary (quantile) loss depends on the parameters only, so its gradient
+  is the same on every rank and averaging keeps it. ``update()`` (the coding tables) runs where a
+  codec is stored or evaluated: on rank 0 in ``medtask zoo train``, in the chapter's own kernel
+  after a ``--nproc`` training; a rank that needs rank 0's tables loads them with
+  :func:`broadcast_state` (CompressAI's ``load_state_dict`` resizes them).
 - *Checkpoints.* Rank 0 alone writes, atomically (temporary file, then :func:`os.replace`), and
   alone reads: it broadcasts the checkpoint to the others, so a run resumes under any world size
   and no file system needs to be shared between nodes.
