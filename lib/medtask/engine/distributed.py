@@ -20,8 +20,8 @@ How a step stays the step of one process with the same global batch (the contrac
   :meth:`Strategy.reduced_parameters` so the loop leaves them alone; the cosine, the gate and the
   update are then those of the global batch, on every rank.
 - *Statistics over the batch.* BatchNorm layers in training mode normalise with the mean and
-  variance of the global batch (SyncBatchNorm semantics, :func:`synchronized_batchnorm`; two
-  differentiable all-reduces per layer), and so update identical running statistics on every
+  variance of the global batch (SyncBatchNorm semantics, :func:`synchronized_batchnorm`; one
+  differentiable all-gather of each rank's count, mean and squared deviations per layer), and so update identical running statistics on every
   rank. A loss that pools sums over the whole batch (the multi-class soft Dice) sums them over
   ranks with :func:`global_sum`, whose backward pass makes the averaged gradient exact.
 - *Random numbers.* Every rank starts from rank 0's torch generator state (or the checkpoint's),
@@ -260,6 +260,26 @@ class _SumOverRanks(torch.autograd.Function):
         return grad
 
 
+class _GatherOverRanks(torch.autograd.Function):
+    """Every rank's tensor stacked ``[ranks, ...]``; backward: the gradients of all ranks summed, this rank's row."""
+
+    @staticmethod
+    def forward(ctx: Any, t: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        parts = [torch.empty_like(t) for _ in range(world_size())]
+        dist.all_gather(parts, t.detach().contiguous())
+        return torch.stack(parts)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        grad = grad.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+        return grad[rank()]
+
+
+def _gather_over_ranks(t: torch.Tensor) -> torch.Tensor:
+    return _GatherOverRanks.apply(t)
+
+
 def _sum_over_ranks(t: torch.Tensor) -> torch.Tensor:
     return _SumOverRanks.apply(t)
 
@@ -345,12 +365,18 @@ class _GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
             return super().forward(x)
         dims = [d for d in range(x.dim()) if d != 1]
         shape = [1, -1] + [1] * (x.dim() - 2)
-        count = torch.tensor([x.numel() / x.shape[1]], dtype=x.dtype, device=x.device)
-        first = _sum_over_ranks(torch.cat([x.sum(dims), count]))
-        n = first[-1]
-        mean = first[:-1] / n
+        c = x.shape[1]
+        # one exchange per layer: each rank's count, mean and sum of squared deviations (two-pass, so
+        # no E[x²] − E[x]² cancellation), combined as Chan et al. do
+        local_mean = x.mean(dims)
+        local_m2 = ((x - local_mean.view(shape)) ** 2).sum(dims)
+        count = torch.full((1,), x.numel() / c, dtype=x.dtype, device=x.device)
+        stats = _gather_over_ranks(torch.cat([local_mean, local_m2, count]))  # [ranks, 2C + 1]
+        counts, means, m2s = stats[:, -1:], stats[:, :c], stats[:, c:2 * c]
+        n = counts.sum()
+        mean = (counts * means).sum(0) / n
+        var = (m2s.sum(0) + (counts * (means - mean) ** 2).sum(0)) / n
         centred = x - mean.view(shape)
-        var = _sum_over_ranks((centred * centred).sum(dims)) / n
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked.add_(1)
