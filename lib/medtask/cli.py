@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -14,8 +15,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from medtask.pipeline.profiles import parse_overrides
     from medtask.pipeline.runner import error_cells, run_notebook
 
-    rec = run_notebook(args.notebook, args.profile, parse_overrides(args.param or []), data_root=args.data_root,
-                       force=args.force, allow_unverified_data=args.allow_unverified_data)
+    from medtask.engine.launch import NPROC_ENV
+
+    before = os.environ.get(NPROC_ENV)
+    if args.nproc:  # the chapter's kernel hands its trainings to N torchrun workers (fit does)
+        os.environ[NPROC_ENV] = str(args.nproc)
+    try:
+        rec = run_notebook(args.notebook, args.profile, parse_overrides(args.param or []), data_root=args.data_root,
+                           force=args.force, allow_unverified_data=args.allow_unverified_data)
+    finally:
+        if before is None:
+            os.environ.pop(NPROC_ENV, None)
+        else:
+            os.environ[NPROC_ENV] = before
     state = "cached (nothing changed)" if rec.cached else f"executed in {rec.seconds:.1f} s"
     print(f"{rec.chapter} [{rec.profile}]: {state}\n  notebook: {rec.executed}\n  results:  {rec.results_dir}")
     errs = error_cells(rec.executed)
@@ -80,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a parameter (value parsed as YAML); repeatable")
     run.add_argument("--data-root", default=None, help="dataset folder (default: $MEDTASK_DATA or ./data)")
     run.add_argument("--force", action="store_true", help="execute even if the cache says nothing changed")
+    run.add_argument("--nproc", type=int, default=None, metavar="N",
+                     help="train the chapter's networks data-parallel on N torchrun processes (one per GPU; gloo on "
+                          "CPU); the kernel itself stays one process")
     run.add_argument("--allow-unverified-data", action="store_true",
                      help="run even if the chapter's data fails its checksums (the page says so in a warning box)")
     run.set_defaults(func=_cmd_run)
@@ -108,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``medtask`` command."""
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what --nproc relaunches under torchrun
     try:
         return int(args.func(args) or 0)
     except MedtaskError as exc:

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from medtask.engine import distributed
 from medtask.errors import CheckpointError
 
 try:  # tqdm is a dependency, but the loop must not die without it
@@ -55,6 +56,15 @@ class Strategy:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         pass
 
+    def reduced_parameters(self) -> list[torch.Tensor]:
+        """Parameters whose ``.grad`` :meth:`compute_gradients` already averaged over ranks itself.
+
+        Under ``torchrun`` the loop averages every other trained parameter's gradient
+        (:func:`medtask.engine.distributed.all_reduce_gradients`). A strategy that combines several
+        full gradients (GradProm) must average each before combining, and names the parameters here.
+        """
+        return []
+
 
 @dataclass
 class TrainResult:
@@ -79,7 +89,7 @@ class TrainResult:
 
 def _save_atomic(obj: Any, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = path.with_suffix(path.suffix + f".{os.getpid()}.tmp")
     torch.save(obj, tmp)
     os.replace(tmp, path)
 
@@ -134,6 +144,13 @@ def load_state_into(path: str | os.PathLike, kind: str, name: str, target: Any, 
 def load_checkpoint(strategy: Strategy, path: str | os.PathLike, schedulers: dict | None = None) -> dict:
     """Restore modules, optimisers, schedulers and strategy state from ``path``; return the raw state."""
     state = read_checkpoint(path)
+    apply_checkpoint(strategy, state, path, schedulers)
+    return state
+
+
+def apply_checkpoint(strategy: Strategy, state: dict, path: str | os.PathLike,
+                     schedulers: dict | None = None) -> None:
+    """Restore modules, optimisers, schedulers, strategy state and the torch generator from a read ``state``."""
     for key, entries in (("modules", strategy.modules()), ("optimizers", strategy.optimizers())):
         missing = [k for k in entries if k not in state.get(key, {})]
         if missing:
@@ -149,7 +166,18 @@ def load_checkpoint(strategy: Strategy, path: str | os.PathLike, schedulers: dic
             s.load_state_dict(state["schedulers"][k])
     strategy.load_state_dict(state.get("strategy", {}))
     torch.set_rng_state(state["torch_rng"])
-    return state
+
+
+def _step_of(path: Path) -> int:
+    """The step a checkpoint reached (0 when there is none)."""
+    return int(read_checkpoint(path)["step"]) if path.exists() else 0
+
+
+def _trained_parameters(strategy: Strategy) -> list[torch.Tensor]:
+    """Every parameter an optimiser steps, less those the strategy averaged over ranks itself."""
+    skip = {id(p) for p in strategy.reduced_parameters()}
+    params = [p for opt in strategy.optimizers().values() for g in opt.param_groups for p in g["params"]]
+    return [p for p in dict.fromkeys(params) if id(p) not in skip]
 
 
 def fit(
@@ -171,53 +199,89 @@ def fit(
     resumes where it stopped, and a finished run returns at once with its recorded history (so
     re-executing a notebook does not retrain). ``progress`` shows a bar (off when ``MEDTASK_PROGRESS=0``, as in pipeline runs,
     where a bar would only clutter the executed notebook).
+
+    Launched by ``torchrun`` (``medtask zoo train NAME --nproc N``), the same call trains
+    data-parallel (:mod:`medtask.engine.distributed`): ``batches(step)`` is the global batch and
+    each rank trains on its block of rows, gradients and logs are averaged over ranks, BatchNorm
+    uses the global batch's statistics, rank 0 alone reads and writes the checkpoint (and shows
+    the bar), and the result equals a one-process run to float rounding. In a process that
+    ``torchrun`` did not start but that asks for ``N > 1`` processes (``$MEDTASK_NPROC``, set by
+    ``medtask run CHAPTER --nproc N`` for the chapter's kernel), a training with a checkpoint is
+    handed to ``N`` worker processes (:func:`medtask.engine.launch.train_in_workers`) and its
+    finished checkpoint loaded here.
     """
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
+    from medtask.engine import launch  # not at import: ``python -m medtask.engine.launch`` runs it as __main__
+
+    nproc = launch.requested_nproc()
+    if (nproc > 1 and checkpoint is not None and steps > 0 and not distributed.launched()
+            and _step_of(Path(checkpoint)) < steps):
+        launch.train_in_workers(strategy, batches, steps, checkpoint, nproc, checkpoint_every=checkpoint_every,
+                                grad_clip=grad_clip, schedulers=schedulers, progress=progress, desc=desc)
+    distributed.init()
+    world, main = distributed.world_size(), distributed.is_main()
     schedulers = schedulers or {}
     ckpt = Path(checkpoint) if checkpoint is not None else None
     history: list[dict[str, float]] = []
     start, seconds = 0, 0.0
-    if ckpt is not None and ckpt.exists():
-        state = load_checkpoint(strategy, ckpt, schedulers)
+    state = None
+    if ckpt is not None:
+        state = read_checkpoint(ckpt) if main and ckpt.exists() else None
+        state = distributed.broadcast_object(state)  # rank 0 reads; every rank resumes from the same state
+    if state is not None:
+        apply_checkpoint(strategy, state, ckpt, schedulers)
         start, history, seconds = state["step"], state["history"], state["seconds"]
+    else:  # every rank starts from rank 0's networks and random numbers
+        distributed.broadcast_modules(strategy.modules().values())
+        distributed.broadcast_rng()
     result = TrainResult(history=history, steps=start, seconds=seconds, resumed_from=start)
     if start >= steps:
-        if ckpt is not None and not ckpt.exists():  # steps == 0: the checkpoint holds the starting state
+        if ckpt is not None and state is None and main:  # steps == 0: the checkpoint holds the starting state
             _save_atomic(_checkpoint_state(strategy, 0, history, seconds, schedulers), ckpt)
+        distributed.barrier()
         return result
 
     strategy.train_mode()
     optimizers = strategy.optimizers()
+    trained = _trained_parameters(strategy) if world > 1 else []
     bar = None
-    if progress and tqdm is not None and os.environ.get("MEDTASK_PROGRESS", "1") != "0":
+    if main and progress and tqdm is not None and os.environ.get("MEDTASK_PROGRESS", "1") != "0":
         bar = tqdm(total=steps, initial=start, desc=desc or strategy.name, leave=False, mininterval=2.0)
     t0 = time.perf_counter()
-    for step in range(start, steps):
-        batch = batches(step)
-        for opt in optimizers.values():
-            opt.zero_grad(set_to_none=True)
-        logs = strategy.compute_gradients(batch, step)
-        if grad_clip is not None:
+    with distributed.synchronized_batchnorm(strategy.modules().values()):
+        for step in range(start, steps):
+            batch = batches(step)
+            if world > 1:
+                batch = distributed.shard_batch(batch)
             for opt in optimizers.values():
-                params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
-                torch.nn.utils.clip_grad_norm_(params, grad_clip)
-        for opt in optimizers.values():
-            opt.step()
-        strategy.after_step(step)
-        for sched in schedulers.values():
-            sched.step()
-        history.append({"step": step, **{k: float(v) for k, v in logs.items()}})
-        if bar is not None:
-            bar.update(1)
-            if step % 10 == 0:
-                bar.set_postfix({k: f"{float(v):.4g}" for k, v in list(logs.items())[:3]})
-        done = step + 1
-        if ckpt is not None and (done % checkpoint_every == 0 or done == steps):
-            elapsed = seconds + time.perf_counter() - t0
-            _save_atomic(_checkpoint_state(strategy, done, history, elapsed, schedulers), ckpt)
+                opt.zero_grad(set_to_none=True)
+            with distributed.step_scope():
+                logs = strategy.compute_gradients(batch, step)
+            if world > 1:
+                distributed.all_reduce_gradients(trained)
+                logs = distributed.average_logs({k: float(v) for k, v in logs.items()})
+            if grad_clip is not None:
+                for opt in optimizers.values():
+                    params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
+                    torch.nn.utils.clip_grad_norm_(params, grad_clip)
+            for opt in optimizers.values():
+                opt.step()
+            strategy.after_step(step)
+            for sched in schedulers.values():
+                sched.step()
+            history.append({"step": step, **{k: float(v) for k, v in logs.items()}})
+            if bar is not None:
+                bar.update(1)
+                if step % 10 == 0:
+                    bar.set_postfix({k: f"{float(v):.4g}" for k, v in list(logs.items())[:3]})
+            done = step + 1
+            if ckpt is not None and main and (done % checkpoint_every == 0 or done == steps):
+                elapsed = seconds + time.perf_counter() - t0
+                _save_atomic(_checkpoint_state(strategy, done, history, elapsed, schedulers), ckpt)
     if bar is not None:
         bar.close()
+    distributed.barrier()
     result.steps = steps
     result.seconds = seconds + time.perf_counter() - t0
     return result

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from medtask.data.io import TASKS
+from medtask.engine.distributed import global_sum
 from medtask.errors import InvalidParameterError
 
 
@@ -29,6 +30,9 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0)
 
     - ``logits [B, K, H, W]`` with ``K ≥ 2`` and a class map ``target [B, H, W]``: softmax
       probabilities of classes ``1..K-1``, pooled over the whole batch, Dice averaged over those classes.
+      Under data-parallel training the pooled sums are those of the global batch (summed over ranks,
+      :func:`medtask.engine.distributed.global_sum`), so the loss and its averaged gradient are the
+      global batch's.
     - ``logits [B, 1, H, W]`` and a binary ``target`` (``[B, H, W]`` or ``[B, 1, H, W]``): sigmoid
       probabilities, Dice per image, averaged over the batch.
     """
@@ -39,8 +43,9 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0)
         return (1.0 - (2.0 * inter + eps) / (prob.sum(1) + tgt.sum(1) + eps)).mean()
     probs = torch.softmax(logits, dim=1)[:, 1:]
     onehot = F.one_hot(target, logits.shape[1]).permute(0, 3, 1, 2)[:, 1:].to(probs.dtype)
-    inter = (probs * onehot).sum(dim=(0, 2, 3))
-    denom = probs.sum(dim=(0, 2, 3)) + onehot.sum(dim=(0, 2, 3))
+    sums = global_sum(torch.stack([(probs * onehot).sum(dim=(0, 2, 3)),
+                                   probs.sum(dim=(0, 2, 3)) + onehot.sum(dim=(0, 2, 3))]))
+    inter, denom = sums[0], sums[1]
     return 1.0 - ((2 * inter + eps) / (denom + eps)).mean()
 
 

@@ -36,12 +36,19 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from medtask.engine import distributed, launch
+
+    if args.nproc and not distributed.launched():  # start this very command under torchrun
+        return launch.relaunch_cli(getattr(args, "argv", ["zoo", "train", *args.names]), args.nproc, args.nnodes,
+                                   args.rdzv_endpoint, args.rdzv_id)
     known = entries()
     names = sorted(known, key=lambda n: (known[n].parent is not None, n)) if args.all else args.names
     if not names:
         raise ZooError("name the entries to train (`medtask zoo list`), or pass --all")
     for name in names:
         card = train(name, device=args.device, threads=args.threads, progress=not args.no_progress)
+        if not card:  # a rank other than 0 under torchrun: rank 0 reports
+            continue
         print(f"{name}: {_fmt_metrics(card)}; written {card_path(name)} (run state in {runs_dir()})")
     return 0
 
@@ -68,6 +75,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
     tr.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar (for log files)")
+    from medtask.engine.launch import add_launch_arguments
+
+    add_launch_arguments(tr)
     tr.set_defaults(func=_cmd_train)
     ve = sub.add_parser("verify", help="check every entry's weights against its card's sha256 and recipe")
     ve.add_argument("--strict", action="store_true", help="exit with an error if any entry is missing or stale")

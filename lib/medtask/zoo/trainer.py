@@ -5,6 +5,11 @@ chunk the network is scored on the validation split and the point is appended to
 The run folder (``<output>/zoo-runs/<name>-<key>/``, outside git) holds the resumable
 checkpoint and the curve so far: an interrupted training resumes where it stopped, and a run
 whose recipe changed starts a new folder (the key hashes the whole recipe).
+
+Under ``torchrun`` (``medtask zoo train NAME --nproc N``) every rank trains (``fit`` is
+data-parallel, the recipe's ``batch_size`` is the global batch); rank 0 alone evaluates, writes
+the curve, the run state and the entry (CompressAI's ``update()`` for storage runs there), while
+the others wait for it at the next chunk and return once training ends.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import torch
 from torch import nn
 
 from medtask import config, provenance
+from medtask.engine import distributed
 from medtask.engine.loop import fit
 from medtask.zoo.registry import Entry, entries, get
 from medtask.zoo.store import ZooError, read_card, read_weights, to_storage, verify_entry, write_entry
@@ -72,22 +78,29 @@ def _initial(entry: Entry, root: Path | None) -> tuple[nn.Module, dict[str, Any]
 
 def train(name: str, *, device: str = "auto", threads: int | None = None, progress: bool = True,
           root: Path | None = None, runs: Path | None = None) -> dict[str, Any]:
-    """Train zoo entry ``name`` (resuming its run if one exists), write ``zoo/<name>.pt`` and its card."""
+    """Train zoo entry ``name`` (resuming its run if one exists), write ``zoo/<name>.pt`` and its card.
+
+    Under ``torchrun`` the ranks other than 0 return ``{}`` (rank 0 returns the card).
+    """
     entry = get(name)
+    distributed.init()
+    main = distributed.is_main()
     dev = config.get_device(device)
     if threads:
         torch.set_num_threads(int(threads))
     model, parent = _initial(entry, root)
     run = (runs or runs_dir()) / f"{name}-{entry.key()}"
-    run.mkdir(parents=True, exist_ok=True)
-    started = json.loads((run / "spec.json").read_text()).get("git_at_start") if (run / "spec.json").exists() else None
-    _write_json(run / "spec.json", {**entry.spec(), "git_at_start": started or provenance.git_state()})
+    if main:
+        run.mkdir(parents=True, exist_ok=True)
+        started = (json.loads((run / "spec.json").read_text()).get("git_at_start") if (run / "spec.json").exists()
+                   else None)
+        _write_json(run / "spec.json", {**entry.spec(), "git_at_start": started or provenance.git_state()})
     strategy = entry.strategy(model, dev)
     schedulers = entry.schedulers(strategy)
     batches = entry.batches(dev)
     curve_path, ckpt = run / "curve.json", run / "train.pt"
-    curve: list[dict[str, Any]] = json.loads(curve_path.read_text()) if curve_path.exists() else []
-    if not curve:
+    curve: list[dict[str, Any]] = json.loads(curve_path.read_text()) if main and curve_path.exists() else []
+    if main and not curve:
         t0 = time.perf_counter()
         curve.append({"step": 0, **entry.evaluate(model, "val", dev), "train_seconds": 0.0,
                       "eval_seconds": time.perf_counter() - t0})
@@ -97,7 +110,7 @@ def train(name: str, *, device: str = "auto", threads: int | None = None, progre
     for end in ends:
         result = fit(strategy, batches, end, checkpoint=ckpt, checkpoint_every=entry.eval_every,
                      grad_clip=entry.grad_clip, schedulers=schedulers, progress=progress, desc=name)
-        if any(r["step"] == end for r in curve):
+        if not main or any(r["step"] == end for r in curve):
             continue
         recent = [h["loss"] for h in result.history[-entry.eval_every:] if "loss" in h]
         t0 = time.perf_counter()
@@ -107,6 +120,8 @@ def train(name: str, *, device: str = "auto", threads: int | None = None, progre
         _write_json(curve_path, curve)
         print(f"[{name}] step {end}/{entry.steps}: " + ", ".join(f"{k}={v:.4g}" for k, v in scores.items()),
               flush=True)
+    if not main:
+        return {}
     return finalize(entry, model, curve, result.seconds if result else 0.0, parent, dev, root, run)
 
 
@@ -133,6 +148,7 @@ def finalize(entry: Entry, model: nn.Module, curve: list[dict[str, Any]], train_
         "architecture": entry.architecture(), "parent": parent,
         "data": entry.data, "data_fingerprints": provenance.dataset_fingerprints(sorted(set(names))),
         "steps": entry.steps, "eval_every": entry.eval_every, "grad_clip": entry.grad_clip,
+        "processes": distributed.world_size(),
         "hyperparameters": entry.hyperparameters,
         "train_seconds": round(train_seconds, 1),
         "eval_seconds": round(sum(r.get("eval_seconds", 0.0) for r in curve) + time.perf_counter() - t0, 1),

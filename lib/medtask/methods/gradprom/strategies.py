@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from medtask.engine import distributed
 from medtask.engine.loop import Strategy
 from medtask.engine.strategies import SingleNetwork
 from medtask.errors import InvalidParameterError
@@ -219,6 +220,13 @@ class TaskDrivenEnhancement(Strategy):
     graph retained, then ``backward`` of L_VR, which also gives φ its gradient ∇φ L_VR) and merged
     by :func:`combine_gradients`. With ``combiner="sum"`` and ``diagnostics=False`` a single
     backward pass is used instead (plain joint training, no cosine logged).
+
+    Data-parallel (``torchrun``): the gate is not linear in the gradients, so averaging the
+    per-rank *updates* would not be GradProm on the global batch. Each rank therefore averages
+    G_IP and G_VR over ranks first (:func:`medtask.engine.distributed.all_reduce_tensors`, two
+    all-reduces of θ's size), then combines: cosine, gate and update are those of the global batch,
+    identical on every rank, and θ is listed in :meth:`reduced_parameters` so the loop does not
+    average it again. φ's gradient ∇φ L_VR is a plain mean and is averaged by the loop.
     """
 
     def __init__(self, enhancer: nn.Module, recogniser: nn.Module | Auxiliary | Sequence[Auxiliary], *,
@@ -256,6 +264,9 @@ class TaskDrivenEnhancement(Strategy):
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return self._opt
 
+    def reduced_parameters(self) -> list[torch.Tensor]:
+        return list(self.theta) if self.diagnostics else []
+
     def train_mode(self) -> None:
         self.enhancer.train()
         for aux in self.auxiliaries:
@@ -288,6 +299,7 @@ class TaskDrivenEnhancement(Strategy):
         l_vr.backward()  # θ.grad = ∇θ L_VR; φ.grad = ∇φ L_VR
         g_ip = [torch.zeros_like(p) if g is None else g for g, p in zip(g_ip, self.theta)]
         g_vr = [torch.zeros_like(p) if p.grad is None else p.grad * self.lam for p in self.theta]
+        g_ip, g_vr = distributed.all_reduce_tensors(g_ip), distributed.all_reduce_tensors(g_vr)  # global batch's
         update, diag = combine_gradients(g_ip, g_vr, self.combiner, self.groups)
         for p, u in zip(self.theta, update):
             p.grad = u

@@ -27,9 +27,33 @@ with warnings.catch_warnings():
     # CompressAI's package import reaches a point-cloud dataset module that calls torch.jit.script,
     # which torch deprecates with a FutureWarning on every import: not the reader's business.
     warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+    from compressai.entropy_models import EntropyBottleneck, EntropyModel
     from compressai.models import Cheng2020Anchor, MeanScaleHyperprior
 
+from medtask.engine.distributed import rank_slice_uniform
 from medtask.errors import InvalidParameterError
+
+_COMPRESSAI_QUANTIZE = EntropyModel.quantize
+
+
+def _quantize(self: EntropyModel, inputs: torch.Tensor, mode: str, means: torch.Tensor | None = None) -> torch.Tensor:
+    """CompressAI's ``quantize``, whose training noise under data-parallel training is the global batch's.
+
+    ``U(-½, ½)`` is drawn for the global batch and this rank's rows are kept
+    (:func:`medtask.engine.distributed.rank_slice_uniform`), so every rank's noise equals the
+    noise of a one-process run element by element. The entropy bottleneck sees its latents as
+    ``[C, 1, B·H·W]`` (batch-major in the last dimension), the Gaussian conditional as ``[B, M, h, w]``.
+    Outside a distributed step this is CompressAI's own method.
+    """
+    from medtask.engine.distributed import in_step
+
+    if mode != "noise" or not in_step():
+        return _COMPRESSAI_QUANTIZE(self, inputs, mode, means)
+    dim = inputs.dim() - 1 if isinstance(self, EntropyBottleneck) else 0
+    return inputs + rank_slice_uniform(inputs, -0.5, 0.5, dim=dim)
+
+
+EntropyModel.quantize = _quantize
 
 #: CompressAI's rate–distortion lambdas (×255² MSE) for zoo qualities 1..8.
 ZOO_LAMBDAS: dict[int, float] = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.0130, 5: 0.0250, 6: 0.0483, 7: 0.0932,
