@@ -45,6 +45,24 @@ def results_dir(chapter: str, profile: str, root: str | os.PathLike | None = Non
     return output_root(root) / "results" / profile / chapter
 
 
+def display_path(path: str | os.PathLike) -> str:
+    """``path`` as a page may show it, without the folders of the machine that ran it.
+
+    Under the data root: ``$MEDTASK_DATA/<rest>``; under the output root or the repository: relative to it;
+    under the home folder: ``~/<rest>``; anywhere else: its name, after ``.../``.
+    """
+    p = Path(path).expanduser().resolve()
+    bases = [(data_root(), "$MEDTASK_DATA")] if os.environ.get("MEDTASK_DATA") else []  # else: <repo>/data
+    for base, label in bases + [(output_root(), ""), (repo_root(), ""), (Path.home().resolve(), "~")]:
+        try:
+            rest = p.relative_to(base.resolve())
+        except ValueError:
+            continue
+        parts = [label] if label else []
+        return "/".join(parts + [str(rest)] if str(rest) != "." else parts) or "."
+    return ".../" + p.name
+
+
 def get_device(preference: str = "auto") -> "torch.device":  # noqa: F821
     """``"auto"`` picks CUDA when available, else CPU; otherwise the named device."""
     import torch

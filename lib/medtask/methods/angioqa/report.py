@@ -9,6 +9,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from medtask.config import display_path
 from medtask.methods.angioqa.model import PAPER_PARAMETERS, count_parameters
 from medtask.methods.angioqa.quality import FAULTS, GRADES, SEVERITY
 from medtask.reporting.published import published_table
@@ -75,7 +76,7 @@ def claims(results: pd.DataFrame, n_params: int, lat_ours: dict[str, float], lat
 # -- what chapter B1 shows beside its tables --------------------------------------------------------------
 def setup_line(device: Any, results: Any) -> str:
     """The device, torch's CPU threads and the results folder, for the chapter's first output."""
-    return f"device: {device} | torch threads: {torch.get_num_threads()} | results: {results}"
+    return f"device: {device} | torch threads: {torch.get_num_threads()} | results: {display_path(results)}"
 
 
 def severity_table() -> pd.DataFrame:
