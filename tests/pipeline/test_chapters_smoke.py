@@ -62,7 +62,8 @@ MACHINE_PATH = re.compile(r"(?<![\w.~$-])/(?:tmp|home|root)/[\w.-]")
 
 @pytest.mark.notebook
 def test_book_pages_show_no_machine_paths(smoke_output, data_root):
-    """No rendered page names the data root, the checkout, the output root or a temporary or home folder."""
+    """No rendered page, nor the notebook it offers for download, names the data root, the checkout, the output
+    root or a temporary or home folder."""
     from medtask import config
 
     html = smoke_output / "_build" / "html"
@@ -70,7 +71,7 @@ def test_book_pages_show_no_machine_paths(smoke_output, data_root):
         pytest.skip("the smoke book is built by test_book_builds_from_executed_chapters (run this module whole)")
     forbidden = {str(data_root.resolve()), str(config.repo_root()), str(smoke_output.resolve())}
     leaks = []
-    for page in sorted(html.rglob("*.html")):
+    for page in sorted([*html.rglob("*.html"), *html.rglob("*.ipynb")]):  # pages, and the notebooks they offer
         text = page.read_text(errors="replace")
         leaks += [f"{page.relative_to(html)}: {p}" for p in forbidden if p in text]
         leaks += [f"{page.relative_to(html)}: {m.group(0)}..." for m in MACHINE_PATH.finditer(text)]

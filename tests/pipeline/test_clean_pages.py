@@ -36,3 +36,16 @@ def test_provenance_box_names_unverified_data_without_its_folder(tmp_path, monke
                             "problems": ["images/1.png: checksum differs"]}]}
     text = provenance_markdown(rec)
     assert "`$MEDTASK_DATA/Toy`" in text and str(tmp_path) not in text
+
+
+def test_notebook_metadata_names_folders_as_pages_do(tmp_path):
+    data, out = tmp_path / "datasets", tmp_path / "output"
+    record = {"parameters": {"results_dir": str(out / "results" / "smoke" / "x"), "data_root": str(data), "seed": 0},
+              "artefacts": [{"path": str(out / "checkpoints" / "smoke" / "x" / "net-ab12.pt"), "reused": False}],
+              "data_checks": [{"path": str(data / "DRIVE")}], "created": "2026-12-01T00:00:00", "note": "/a\nb"}
+    shown = config.scrub_paths(record, data=data, output=out)
+    assert shown["parameters"] == {"results_dir": "results/smoke/x", "data_root": "$MEDTASK_DATA", "seed": 0}
+    assert shown["artefacts"][0] == {"path": "checkpoints/smoke/x/net-ab12.pt", "reused": False}
+    assert shown["data_checks"][0]["path"] == "$MEDTASK_DATA/DRIVE"
+    assert shown["created"] == record["created"] and shown["note"] == record["note"]
+    assert config.display_path("$MEDTASK_DATA/DRIVE") == "$MEDTASK_DATA/DRIVE", "a shown path stays as it is"

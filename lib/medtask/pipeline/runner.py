@@ -139,7 +139,11 @@ def run_notebook(
     record["artefacts"] = chapter_prov.get("artefacts", [])
     record["datasets_used"] = chapter_prov.get("datasets", {})
     nb = json.loads(partial.read_text())
-    stamp_provenance(nb, record)
+    # the notebook is what the book offers for download: its metadata names folders as pages do (run.json keeps all)
+    shown = {"data": droot, "output": config.output_root(output_root)}
+    if "papermill" in nb.get("metadata", {}):
+        nb["metadata"]["papermill"] = config.scrub_paths(nb["metadata"]["papermill"], **shown)
+    stamp_provenance(nb, config.scrub_paths(record, **shown))
     partial.write_text(json.dumps(nb, indent=1))
     os.replace(partial, executed)
     failed.unlink(missing_ok=True)
