@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -43,6 +44,41 @@ def output_root(override: str | os.PathLike | None = None) -> Path:
 def results_dir(chapter: str, profile: str, root: str | os.PathLike | None = None) -> Path:
     """The one predictable place for a chapter's results: ``<output>/results/<profile>/<chapter>/``."""
     return output_root(root) / "results" / profile / chapter
+
+
+def display_path(path: str | os.PathLike, *, data: str | os.PathLike | None = None,
+                 output: str | os.PathLike | None = None) -> str:
+    """``path`` as a page may show it, without the folders of the machine that ran it.
+
+    Under the data root (``data``, default ``$MEDTASK_DATA``): ``$MEDTASK_DATA/<rest>``; under the output root
+    (``output``, default :func:`output_root`) or the repository: relative to it; under the home folder:
+    ``~/<rest>``; anywhere else: its name, after ``.../``.
+    """
+    if not Path(path).expanduser().is_absolute():  # relative already (or shown already): as it is
+        return str(path)
+    p = Path(path).expanduser().resolve()
+    data = data if data is not None else os.environ.get("MEDTASK_DATA") or None
+    bases = [(Path(data), "$MEDTASK_DATA")] if data else []  # else: the default <repo>/data, under the repository
+    for base, label in bases + [(output_root(output), ""), (repo_root(), ""), (Path.home().resolve(), "~")]:
+        try:
+            rest = p.relative_to(base.resolve())
+        except ValueError:
+            continue
+        parts = [label] if label else []
+        return "/".join(parts + [str(rest)] if str(rest) != "." else parts) or "."
+    return ".../" + p.name
+
+
+def scrub_paths(obj: Any, *, data: str | os.PathLike | None = None,
+                output: str | os.PathLike | None = None) -> Any:
+    """``obj`` (dicts, lists, strings) with every absolute path string replaced by :func:`display_path`'s form."""
+    if isinstance(obj, dict):
+        return {k: scrub_paths(v, data=data, output=output) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [scrub_paths(v, data=data, output=output) for v in obj]
+    if isinstance(obj, str) and obj.startswith("/") and "\n" not in obj:
+        return display_path(obj, data=data, output=output)
+    return obj
 
 
 def get_device(preference: str = "auto") -> "torch.device":  # noqa: F821

@@ -7,6 +7,7 @@ MEDTASK_DATA and write into a scratch output root, never into the repository.
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -53,3 +54,47 @@ def test_book_builds_from_executed_chapters(smoke_output, data_root):
     assert "Traceback" not in page
     assert "_static/mathjax/tex-chtml.js" in page and "cdn.jsdelivr.net" not in page, "MathJax must load offline"
     assert (html / "_static" / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2" / "MathJax_Main-Regular.woff").is_file()
+
+
+#: a folder of some machine: the system's temporary, home and root folders
+MACHINE_PATH = re.compile(r"(?<![\w.~$-])/(?:tmp|home|root)/[\w.-]")
+
+
+@pytest.mark.notebook
+def test_book_pages_show_no_machine_paths(smoke_output, data_root):
+    """No rendered page, nor the notebook it offers for download, names the data root, the checkout, the output
+    root or a temporary or home folder."""
+    from medtask import config
+
+    html = smoke_output / "_build" / "html"
+    if not (html / "index.html").is_file():
+        pytest.skip("the smoke book is built by test_book_builds_from_executed_chapters (run this module whole)")
+    forbidden = {str(data_root.resolve()), str(config.repo_root()), str(smoke_output.resolve())}
+    leaks = []
+    for page in sorted([*html.rglob("*.html"), *html.rglob("*.ipynb")]):  # pages, and the notebooks they offer
+        text = page.read_text(errors="replace")
+        leaks += [f"{page.relative_to(html)}: {p}" for p in forbidden if p in text]
+        leaks += [f"{page.relative_to(html)}: {m.group(0)}..." for m in MACHINE_PATH.finditer(text)]
+        if "torch.jit.script" in text:
+            leaks.append(f"{page.relative_to(html)}: the torch.jit.script deprecation warning")
+    assert not leaks, "pages show machine paths or warnings:\n" + "\n".join(leaks[:30])
+
+
+@pytest.mark.notebook
+def test_book_pages_in_a_browser(smoke_output, data_root):
+    """Every page of the smoke book opened in headless Chromium: no broken image, MathJax error, error or stderr
+    output, machine path or dead internal link; a screenshot of each page is kept under ``<output>/screenshots``."""
+    from pagecheck import check_site, chromium
+
+    from medtask import config
+
+    if chromium() is None:
+        pytest.skip("chromium is not installed (Debian: apt-get install chromium)")
+    html = smoke_output / "_build" / "html"
+    if not (html / "index.html").is_file():
+        pytest.skip("the smoke book is built by test_book_builds_from_executed_chapters (run this module whole)")
+    forbidden = [str(data_root.resolve()), str(config.repo_root()), str(smoke_output.resolve())]
+    problems, pages = check_site(html, forbidden, shots=smoke_output / "screenshots")
+    assert {"findings.html", "teachers.html", "generated/a1_compression_segmentation.html"} <= {
+        p.relative_to(html).as_posix() for p in pages}
+    assert not problems, f"{len(problems)} problem(s) in the browser:\n" + "\n".join(problems[:40])

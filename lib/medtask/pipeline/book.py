@@ -14,6 +14,7 @@ from medtask import config
 from medtask.errors import MedtaskError
 from medtask.pipeline.profiles import chapters as all_chapters
 from medtask.pipeline.runner import RunRecord, copy_static_book, generated_dir, run_notebook
+from medtask.reporting.findings import write_findings_page
 from medtask.reporting.references import write_dataset_bib
 
 
@@ -123,6 +124,9 @@ def build_book(
         raise MedtaskError(f"chapters not executed yet: {missing}; run `medtask book --profile {profile}` "
                            "(or `medtask run CHAPTER`) first")
     keep = set(stems)
+    # the "What we found" page, from the claims tables of the chapters in this build (never typed by hand)
+    write_findings_page(src / "findings.md", out / "results" / profile,
+                        [s for s in book_chapters if s in keep], profile)
     wrong = {s: p for s in keep if (p := executed_profile(generated_dir(output_root) / f"{s}.ipynb")) != profile}
     if wrong:
         raise MedtaskError("chapters executed on another profile than " + repr(profile) + ": "

@@ -254,7 +254,7 @@ def unverified_data_html(failed: list[dict[str, Any]]) -> str:
     import html
 
     items = "".join(
-        f"<li><b>{html.escape(c['dataset'])}</b> at <code>{html.escape(str(c['path']))}</code>: "
+        f"<li><b>{html.escape(c['dataset'])}</b> at <code>{html.escape(config.display_path(c['path']))}</code>: "
         + html.escape("; ".join(c["problems"][:5]) + (f"; ... and {len(c['problems']) - 5} more"
                                                       if len(c["problems"]) > 5 else "")) + "</li>"
         for c in failed)

@@ -96,9 +96,12 @@ def run_notebook(
     results.mkdir(parents=True, exist_ok=True)
     partial = out_dir / f".{stem}.running.ipynb"
     failed = out_dir / f"{stem}.failed.ipynb"
-    env_before = {k: os.environ.get(k) for k in ("MEDTASK_OUTPUT", "MEDTASK_PROGRESS", ALLOW_UNVERIFIED_ENV)}
-    if output_root is not None:  # the kernel must write where we read
-        os.environ["MEDTASK_OUTPUT"] = str(config.output_root(output_root))
+    env_before = {k: os.environ.get(k) for k in ("MEDTASK_DATA", "MEDTASK_OUTPUT", "MEDTASK_PROGRESS",
+                                                 ALLOW_UNVERIFIED_ENV)}
+    # The folders reach the kernel through the environment, not as injected parameters: papermill prints its
+    # injected cell on the page, and absolute paths of the machine that ran a chapter are not the reader's business.
+    os.environ["MEDTASK_DATA"] = str(droot)
+    os.environ["MEDTASK_OUTPUT"] = str(config.output_root(output_root))  # the kernel must write where we read
     os.environ["MEDTASK_PROGRESS"] = "0"  # no progress bars inside executed chapters
     os.environ[ALLOW_UNVERIFIED_ENV] = "1" if allow_unverified_data else "0"
     reused = checkpoints_older_than(stem, profile, time.time(), output_root)
@@ -107,7 +110,7 @@ def run_notebook(
     source = notebooks.write_ipynb(nb_path, out_dir / f".{stem}.source.ipynb")  # papermill executes .ipynb
     t0 = time.perf_counter()
     try:
-        papermill.execute_notebook(str(source), str(partial), parameters=params, kernel_name=kernel,
+        papermill.execute_notebook(str(source), str(partial), parameters=injected_parameters(params), kernel_name=kernel,
                                    progress_bar=progress, cwd=str(nb_path.parent), log_output=False)
     except Exception as exc:
         if partial.exists():
@@ -136,7 +139,11 @@ def run_notebook(
     record["artefacts"] = chapter_prov.get("artefacts", [])
     record["datasets_used"] = chapter_prov.get("datasets", {})
     nb = json.loads(partial.read_text())
-    stamp_provenance(nb, record)
+    # the notebook is what the book offers for download: its metadata names folders as pages do (run.json keeps all)
+    shown = {"data": droot, "output": config.output_root(output_root)}
+    if "papermill" in nb.get("metadata", {}):
+        nb["metadata"]["papermill"] = config.scrub_paths(nb["metadata"]["papermill"], **shown)
+    stamp_provenance(nb, config.scrub_paths(record, **shown))
     partial.write_text(json.dumps(nb, indent=1))
     os.replace(partial, executed)
     failed.unlink(missing_ok=True)
@@ -146,6 +153,14 @@ def run_notebook(
 
 
 PROVENANCE_TAG = "medtask-provenance"
+#: parameters the runner passes to the kernel through the environment (``MEDTASK_DATA``, ``MEDTASK_OUTPUT``)
+PATH_PARAMETERS = ("results_dir", "data_root")
+
+
+def injected_parameters(params: dict[str, Any]) -> dict[str, Any]:
+    """What papermill injects into a chapter: ``params`` less the folders, which the kernel finds through the
+    environment (the injected cell is shown on the page, so it holds no path of the machine that ran it)."""
+    return {k: v for k, v in params.items() if k not in PATH_PARAMETERS}
 
 
 def _chapter_provenance(results: Path, since: float) -> dict[str, Any]:
@@ -221,7 +236,8 @@ def provenance_markdown(record: dict[str, Any]) -> str:
     unverified = [c for c in record.get("data_checks") or [] if str(c.get("status", "")).startswith("failed")]
     box = ""
     if unverified:
-        items = "\n".join(f"- **{c['dataset']}** at `{c.get('path')}`: " + "; ".join(c.get("problems", [])[:5])
+        items = "\n".join(f"- **{c['dataset']}** at `{config.display_path(c['path']) if c.get('path') else '?'}`: "
+                          + "; ".join(c.get("problems", [])[:5])
                           for c in unverified)
         box = ("```{warning}\nThis chapter ran with `--allow-unverified-data` on data that does not match its "
                "manifest's checksums, so its numbers are not those of the published dataset:\n\n"

@@ -63,3 +63,20 @@ def test_accuracy_by_fault_counts_primary_faults(monkeypatch):
 def test_arcade_probabilities_one_column_per_grade():
     t = report.arcade_probabilities([{"id": "a"}, {"id": "b"}], torch.tensor([[0.5, 0.25, 0.25], [0.0, 0.0, 1.0]]))
     assert list(t.columns) == ["id", "p(good)", "p(fair)", "p(poor)"] and t["p(poor)"].tolist() == [0.25, 1.0]
+
+
+def test_findings_give_the_claims_table_of_the_book():
+    from medtask.reporting.findings import COLUMNS
+
+    t = arms_results()
+    t.loc[t["model"] == "AngioQANet", ["dice", "accuracy"]] = [0.8, 0.9]  # better than every arm on both tasks
+    t.loc[t["model"] == "w/o FAM", "dice"] = 0.85                          # except FAM's ablation on Dice
+    f = report.findings(t, PAPER_PARAMETERS + 1000, {"ms": 10.0}, {"ms": 50.0})
+    assert list(f.columns) == list(COLUMNS)
+    v = f.set_index("claim")["verdict"]
+    assert v["AngioQANet has about 3.43 M parameters"] == "confirmed"
+    assert v["Quality accuracy of the multi-task model"] == "not comparable"
+    assert v["Multi-task training helps both tasks (Dice vs seg-only, accuracy vs cls-only)"] == "confirmed"
+    assert v["L-GSAM helps (Dice and accuracy of the full model vs without it)"] == "confirmed"
+    assert v["FAM helps (Dice and accuracy of the full model vs without it)"] == "mixed"
+    assert f["ours"].iloc[-1].startswith("0.20×") and f["verdict"].iloc[-1] == "confirmed"

@@ -129,3 +129,17 @@ def test_delta_and_grid_claims_read_the_table():
     (line,) = grid_claims(table, ["supervised"], [0.1], "miou", "mIoU", task_against=("joint", "frozen"))
     assert line == ("- supervised, σ=0.1: GradProm − Frozen = +1.000 dB, GradProm − Joint = +0.500 dB, "
                     "GradProm − Benchmark-i = +2.000 dB; mIoU GradProm − Joint = +0.200, GradProm − Frozen = +0.100.")
+
+
+def test_grid_findings_give_the_claims_table_of_the_book():
+    from medtask.methods.gradprom.report import grid_findings
+    from medtask.reporting.findings import COLUMNS
+
+    rows = [{"setting": "supervised", "sigma": s, "strategy": k, "psnr_db": p + s, "miou": m}
+            for s in (0.1, 0.2)
+            for k, p, m in [("gradprom", 30.0, 0.6), ("frozen", 29.0, 0.5), ("joint", 30.5, 0.4), ("benchmark-i", 28.0, 0.7)]]
+    cl = grid_findings(pd.DataFrame(rows), ["supervised"], [0.1, 0.2], "miou", "mIoU").set_index("claim")
+    assert list(cl.reset_index().columns) == list(COLUMNS)
+    assert cl.loc["GradProm's PSNR > Frozen's (every setting and σ)", "verdict"] == "confirmed"
+    assert cl.loc["GradProm's PSNR > Joint's (every setting and σ)", "ours"] == "holds in 0/2 cases; mean difference -0.500 dB"
+    assert cl.loc["GradProm's mIoU > Joint's (every setting and σ)", "verdict"] == "confirmed"

@@ -47,6 +47,13 @@ def test_tables_curves_bd_and_claims():
     assert cl.loc["MVMICNet stage 1 miou > MBT2018-Mean at the same rate point", "verdict"] == "confirmed"
     assert cl.loc["stage 2 improves miou over stage 1", "verdict"] == "confirmed"
     assert cl.loc["MVMICNet PSNR > MBT2018-Mean (paper: +4-8 dB)", "verdict"] == "confirmed"
+    assert cl.loc["MVMICNet PSNR > MBT2018-Mean (paper: +4-8 dB)", "ours"] == "holds at 3/3 rate points; mean difference +0.500 dB"
+    t4 = pd.DataFrame({"lambda2": [0.0001, 0.0], "miou_percent": [50.0, 40.0], "miou_percent_sd": [1.0, 2.0],
+                       "psnr_db": [30.0, 31.0], "psnr_db_sd": [0.1, 0.2], "seeds": [3, 3]})
+    f = report.lambda2_findings(t4).set_index("claim")
+    assert f.loc["Stage-1 mIoU is highest at λ2 = 1e-4", "verdict"] == "confirmed"
+    assert f.loc["Stage-1 mIoU is highest at λ2 = 1e-4", "ours"] == "λ2 = 0.0001 (50.00 ± 1.00 %, mean over 3 seed(s))"
+    assert f.loc["PSNR is lowest at the largest λ2, 0.1", "verdict"] == "not tested"  # 0.1 was not trained
     pub = report.published("table1")
     sb = side_by_side(df, pub, ["method", "point"], ["bpp", "miou_stage1"])
     assert list(sb.columns[:4]) == ["method", "point", "bpp", "bpp_pub"]

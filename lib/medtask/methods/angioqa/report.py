@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
+from medtask.config import display_path
 from medtask.methods.angioqa.model import PAPER_PARAMETERS, count_parameters
 from medtask.methods.angioqa.quality import FAULTS, GRADES, SEVERITY
+from medtask.reporting import findings as fd
 from medtask.reporting.published import published_table
 
 #: the published numbers (``angio_qa.csv``), embedded for a checkout without ``shared/``
@@ -72,6 +75,47 @@ def claims(results: pd.DataFrame, n_params: int, lat_ours: dict[str, float], lat
     ]
 
 
+def findings(results: pd.DataFrame, n_params: int, lat_ours: dict[str, float], lat_unet: dict[str, float]) -> pd.DataFrame:
+    """Chapter B1's claims table (:mod:`medtask.reporting.findings`): size, quality accuracy, what multi-task
+    training, L-GSAM and FAM add, and the CPU time against U-Net, from the arms' table (one row per arm)."""
+    r = results.set_index("model")
+    pub = published()
+
+    def val(name: str, col: str) -> float:
+        v = r.loc[name, col] if name in r.index and col in r else float("nan")
+        return float("nan") if pd.isna(v) else float(v)
+
+    def above(a: str, b: str, col: str) -> bool | None:
+        x, y = val(a, col), val(b, col)
+        return None if np.isnan(x) or np.isnan(y) else x > y
+
+    def pair(a: str, b: str, col: str) -> str:
+        return f"{val(a, col):.3f} vs {val(b, col):.3f}"
+
+    size_diff = 100 * (n_params - pub["parameters"]) / pub["parameters"]
+    ratio = lat_ours["ms"] / lat_unet["ms"]
+    rows = [
+        fd.claim_row("AngioQANet has about 3.43 M parameters", f"{pub['parameters']:,.0f}",
+                     f"{n_params:,} ({size_diff:+.2f} %)", fd.verdict_of([abs(size_diff) < 1])),
+        fd.claim_row("Quality accuracy of the multi-task model", f"{pub['quality_accuracy']:.4f} (clinicians' grades of "
+                     "private DSA)", f"{val('AngioQANet', 'accuracy'):.3f} (our synthetic grades of fundus images)",
+                     "not comparable"),
+        fd.claim_row("Multi-task training helps both tasks (Dice vs seg-only, accuracy vs cls-only)", "claimed",
+                     f"Dice {pair('AngioQANet', 'seg-only (single task)', 'dice')}; accuracy "
+                     f"{pair('AngioQANet', 'cls-only (single task)', 'accuracy')}",
+                     fd.verdict_of([above("AngioQANet", "seg-only (single task)", "dice"),
+                                    above("AngioQANet", "cls-only (single task)", "accuracy")])),
+        *[fd.claim_row(f"{part} helps (Dice and accuracy of the full model vs without it)", "claimed",
+                       f"Dice {pair('AngioQANet', arm, 'dice')}; accuracy {pair('AngioQANet', arm, 'accuracy')}",
+                       fd.verdict_of([above("AngioQANet", arm, "dice"), above("AngioQANet", arm, "accuracy")]))
+          for part, arm in (("L-GSAM", "w/o L-GSAM"), ("FAM", "w/o FAM"))],
+        fd.claim_row("Lightweight: CPU time at most 0.25× the classic U-Net's (the study's reading of 'real time')",
+                     "no timing published", f"{ratio:.2f}× ({lat_ours['ms']:.1f} vs {lat_unet['ms']:.1f} ms per image)",
+                     fd.verdict_of([ratio <= 0.25])),
+    ]
+    return fd.claims_frame(rows)
+
+
 # -- what chapter B1 shows beside its tables --------------------------------------------------------------
 def data_sentence(datasets: Sequence[str], test_dataset: str | None, data_root: Any = None) -> str:
     """Which vessel datasets the protocol's training and test images come from, with their fingerprints (Markdown)."""
@@ -82,7 +126,7 @@ def data_sentence(datasets: Sequence[str], test_dataset: str | None, data_root: 
 
 def setup_line(device: Any, results: Any) -> str:
     """The device, torch's CPU threads and the results folder, for the chapter's first output."""
-    return f"device: {device} | torch threads: {torch.get_num_threads()} | results: {results}"
+    return f"device: {device} | torch threads: {torch.get_num_threads()} | results: {display_path(results)}"
 
 
 def severity_table() -> pd.DataFrame:

@@ -474,6 +474,13 @@ def cam_mass_inside(maps: np.ndarray, masks: torch.Tensor) -> np.ndarray:
     return np.where(tot > 0, inside / np.maximum(tot, 1e-12), np.nan)
 
 
+def _finite_mean(values: np.ndarray) -> float:
+    """The mean of the finite values; NaN, without numpy's empty-slice warning on the page, where there are none
+    (every CAM of a barely trained network can be zero)."""
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if finite.size else float("nan")
+
+
 def config_dict(cfg: StudyConfig) -> dict[str, Any]:
     """The config as a plain dict (for ``chapter.save_json``)."""
     return asdict(cfg)
@@ -599,7 +606,7 @@ def cam_focus(res: SettingResult, clean_classifier: nn.Module, strategies: Seque
     masks = res.test.masks[pos]
     panels = cam_panels(res, clean_classifier, strategies, pos.tolist(), [label] * len(pos), "noisy · clean classifier")
     focus = [{"input": "mask area share (uniform map)", "cam_mass_in_polyp": float((masks > 0).float().mean())}]
-    focus += [{"input": name, "cam_mass_in_polyp": float(np.nanmean(cam_mass_inside(maps, masks)))}
+    focus += [{"input": name, "cam_mass_in_polyp": _finite_mean(cam_mass_inside(maps, masks))}
               for name, (_, maps) in panels.items()]
     return pd.DataFrame(focus), {k: (imgs[:shown], maps[:shown]) for k, (imgs, maps) in panels.items()}
 

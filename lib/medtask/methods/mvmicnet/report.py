@@ -16,6 +16,7 @@ from medtask.methods.mvmicnet.codecs import classic
 from medtask.methods.mvmicnet.study import CompressionStudy, Decoded, Sweep
 from medtask.metrics.bdrate import bd_table
 from medtask.metrics.image import msssim_settings
+from medtask.reporting import findings
 from medtask.reporting.published import published_table
 from medtask.reporting.tables import side_by_side
 from medtask.zoo.report import starts_note
@@ -116,27 +117,30 @@ def accuracy_curves_frame(df: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 
 def claims(df: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """The paper's qualitative claims checked against our table (per rate point, then overall)."""
+    """The paper's qualitative claims checked against our table, per rate point: claim, what the paper reports,
+    ours (at how many rate points it holds, and the mean difference), verdict (:mod:`medtask.reporting.findings`)."""
     piv = df.pivot_table(index="point", columns="method", values=[f"{metric}_stage1", "psnr_db", "bpp"])
     out = []
 
-    def add(claim, ok_per_point):
-        ok = [bool(v) for v in ok_per_point if v == v]
-        out.append({"claim": claim, "points_holding": f"{sum(ok)}/{len(ok)}",
-                    "verdict": "confirmed" if ok and all(ok) else ("mixed" if any(ok) else "contradicted")})
+    def add(claim: str, a: pd.Series, b: pd.Series, paper: str, unit: str = "") -> None:
+        diff = (a - b).dropna()
+        ok = (diff > 0).tolist()
+        ours = f"holds at {sum(ok)}/{len(ok)} rate points; mean difference {diff.mean():+.3f}{unit}" if ok else "not measured"
+        out.append(findings.claim_row(claim, paper, ours, findings.verdict_of(ok)))
 
     m1 = f"{metric}_stage1"
     if "MVMICNet" in piv[m1]:
         for base in ("MBT2018-Mean", "Cheng2020-Anchor", classic.HEVC_NAME):
             if base in piv[m1]:
-                add(f"MVMICNet stage 1 {metric} > {base} at the same rate point",
-                    (piv[m1]["MVMICNet"] > piv[m1][base]).tolist())
+                add(f"MVMICNet stage 1 {metric} > {base} at the same rate point", piv[m1]["MVMICNet"], piv[m1][base],
+                    "higher (the paper's claim)")
         s2 = df[df["method"] == "MVMICNet"].set_index("point")
-        add(f"stage 2 improves {metric} over stage 1", (s2[f"{metric}_stage2"] > s2[m1]).tolist())
+        add(f"stage 2 improves {metric} over stage 1", s2[f"{metric}_stage2"], s2[m1], "higher (the paper's claim)")
         for base in ("MBT2018-Mean", "Cheng2020-Anchor"):
             if base in piv["psnr_db"]:
-                add(f"MVMICNet PSNR > {base} (paper: +4-8 dB)", (piv["psnr_db"]["MVMICNet"] > piv["psnr_db"][base]).tolist())
-    return pd.DataFrame(out)
+                add(f"MVMICNet PSNR > {base} (paper: +4-8 dB)", piv["psnr_db"]["MVMICNet"], piv["psnr_db"][base],
+                    "+4 to +8 dB", " dB")
+    return findings.claims_frame(out)
 
 
 def speed_table(decoded: dict[tuple[str, int], Decoded]) -> pd.DataFrame:
@@ -222,6 +226,25 @@ def lambda2_claims(t4: pd.DataFrame, diffs: pd.DataFrame | None, seeds: int) -> 
     lines.append(f"- {seeds} seed(s); seed-to-seed sd of mIoU at a fixed lambda2: "
                  + ", ".join(f"{r['lambda2']:g}: {r['miou_percent_sd']:.1f}" for _, r in t4.iterrows()) + " points.")
     return lines
+
+
+def lambda2_findings(t4: pd.DataFrame) -> pd.DataFrame:
+    """Chapter A3's claims table (:mod:`medtask.reporting.findings`): at which λ2 stage-1 mIoU is highest and PSNR
+    lowest, ours (means ± sd over seeds, ``t4``) beside the paper's Table 4; a claim about a λ2 this run did not
+    train is *not tested*."""
+    pub = published("table4")
+    seeds = int(t4["seeds"].max()) if "seeds" in t4 else 1
+    rows = []
+    for claim, col, unit, pick in (("Stage-1 mIoU is highest at λ2 = 1e-4", "miou_percent", "%", "idxmax"),
+                                   ("PSNR is lowest at the largest λ2, 0.1", "psnr_db", "dB", "idxmin")):
+        ours, paper = t4.loc[getattr(t4[col], pick)()], pub.loc[getattr(pub[col], pick)()]
+        sd = f" ± {ours[col + '_sd']:.2f}" if seeds > 1 and col + "_sd" in t4 else ""
+        tested = bool(np.isclose(t4["lambda2"], paper["lambda2"]).any())
+        verdict = findings.verdict_of([np.isclose(ours["lambda2"], paper["lambda2"])]) if tested else "not tested"
+        rows.append(findings.claim_row(claim, f"λ2 = {paper['lambda2']:g} ({paper[col]:.2f} {unit})",
+                                       f"λ2 = {ours['lambda2']:g} ({ours[col]:.2f}{sd} {unit}, mean over {seeds} seed(s))",
+                                       verdict))
+    return findings.claims_frame(rows)
 
 
 # -- what chapters A1 and A2 print beside their tables ----------------------------------------------------
