@@ -81,14 +81,23 @@ def load_sources(size: int, data_root: Any = None, datasets: Sequence[str] = ("D
         raise InvalidParameterError(f"working size must be a multiple of 16 (the model's stride), at least 32; got {size}")
     out: dict[str, list[dict[str, Any]]] = {"train": [], "test": []}
     for (name, split), side in SOURCE_SPLITS.items():
-        if name not in datasets:
-            continue
-        ds = data.load(name, split, root=data_root, limit=limit)
-        for s in ds:
-            img = angiogram_like(s["image"], s.get("fov"))
-            fov = s.get("fov", torch.ones(img.shape[-2:], dtype=torch.bool))
-            img, mask, fov = resize_source(img, s["mask"], fov, size)
-            out[side].append({"image": img, "mask": mask, "fov": fov, "id": f"{name}/{s['id']}"})
+        if name in datasets:
+            out[side] += source_samples(name, split, size, data_root=data_root, limit=limit)
+    return out
+
+
+def source_samples(name: str, split: str, size: int, *, data_root: Any = None, limit: int | None = None,
+                   **options: Any) -> list[dict[str, Any]]:
+    """One loader split made angiogram-like at full resolution, then resized: ``{"image" [1,S,S], "mask", "fov", "id"}``.
+
+    ``options`` go to :func:`medtask.data.load` (e.g. ``val_count`` for DRIVE's held-out images).
+    """
+    out = []
+    for s in data.load(name, split, root=data_root, limit=limit, **options):
+        img = angiogram_like(s["image"], s.get("fov"))
+        fov = s.get("fov", torch.ones(img.shape[-2:], dtype=torch.bool))
+        img, mask, fov = resize_source(img, s["mask"], fov, size)
+        out.append({"image": img, "mask": mask, "fov": fov, "id": f"{name}/{s['id']}"})
     return out
 
 
