@@ -27,7 +27,30 @@ stand-in of TransUNet has fixed position embeddings: it trains on 256-px zoomed 
 the field of view over every grade, ``dice_good`` over the good grade only, quality accuracy and
 macro-F1. AngioQANet's plateau metric is the mean of vessel Dice and quality accuracy.
 
-Steps: provisional (1,500 each) until measured with ``benchmarks/zoo_step_cost.py``.
+Steps: 3,000 for every entry (the same budget for every arm, as in the chapter), chosen from the cost of
+one training step (batch making and its graded degradation included), measured with
+``OMP_NUM_THREADS=1 python benchmarks/zoo_step_cost.py NAME --steps 2`` on 2026-12-01 on this 2-core
+machine while it ran ~5× its cores' load: CPU seconds of the one thread (``time.process_time``,
+steadier than wall time on a shared machine; wall time was 1.5–5× more), so the hours are estimates
+for a free core:
+
+================================  ===========  =======  ===================
+entry                             CPU s/step    steps   hours on one core
+================================  ===========  =======  ===================
+``angioqanet-drive``                    4.16     3000    3.5
+``vessels-unet-drive``                  1.96     3000    1.6
+``vessels-attention-unet-drive``        1.50     3000    1.3
+``vessels-sa-unet-drive``               1.42     3000    1.2
+``vessels-unetr-drive``                 3.30     3000    2.7
+``quality-mobilenetv2-drive``           0.60     3000    0.5
+``quality-efficientnet-b0-drive``       0.81     3000    0.7
+``quality-resnet18-drive``              0.98     3000    0.8
+``quality-swin-t-drive``                2.98     3000    2.5
+================================  ===========  =======  ===================
+
+All nine: about 15 hours on one core. 3,000 steps of 8 are 24,000 graded versions (1,500 per source
+image, each one fresh) of 192-px crops; the validation curve (every 300 steps) will say whether that
+reached a plateau.
 """
 
 from __future__ import annotations
@@ -184,19 +207,23 @@ class AngioEntry(Entry):
 
 
 #: CPU seconds of one thread per training step, measured by benchmarks/zoo_step_cost.py (see the docstring).
-STEP_COST: dict[str, float] = {}
+STEP_COST: dict[str, float] = {
+    "angioqanet-drive": 4.16, "vessels-unet-drive": 1.96, "vessels-attention-unet-drive": 1.50,
+    "vessels-sa-unet-drive": 1.42, "vessels-unetr-drive": 3.30, "quality-mobilenetv2-drive": 0.60,
+    "quality-efficientnet-b0-drive": 0.81, "quality-resnet18-drive": 0.98, "quality-swin-t-drive": 2.98}
+STEPS = 3000
 
-#: name -> (arm, task, steps); the arms' names and builders are the chapter's (study.ARMS).
+#: name -> (arm, steps); the arms' names, tasks and builders are the chapter's (study.ARMS).
 STUDY_B_ENTRIES: dict[str, tuple[str, int]] = {
-    "angioqanet-drive": ("AngioQANet", 1500),
-    "vessels-unet-drive": ("U-Net", 1500),
-    "vessels-attention-unet-drive": ("Attention U-Net", 1500),
-    "vessels-sa-unet-drive": ("SA-UNet", 1500),
-    "vessels-unetr-drive": ("TransUNet (UNETR)", 1500),
-    "quality-mobilenetv2-drive": ("MobileNetV2", 1500),
-    "quality-efficientnet-b0-drive": ("EfficientNet-B0", 1500),
-    "quality-resnet18-drive": ("ResNet-18", 1500),
-    "quality-swin-t-drive": ("Swin-T", 1500),
+    "angioqanet-drive": ("AngioQANet", STEPS),
+    "vessels-unet-drive": ("U-Net", STEPS),
+    "vessels-attention-unet-drive": ("Attention U-Net", STEPS),
+    "vessels-sa-unet-drive": ("SA-UNet", STEPS),
+    "vessels-unetr-drive": ("TransUNet (UNETR)", STEPS),
+    "quality-mobilenetv2-drive": ("MobileNetV2", STEPS),
+    "quality-efficientnet-b0-drive": ("EfficientNet-B0", STEPS),
+    "quality-resnet18-drive": ("ResNet-18", STEPS),
+    "quality-swin-t-drive": ("Swin-T", STEPS),
 }
 #: per-entry changes to the common recipe (UNETR's position embeddings fix its input size: no smaller crops)
 OVERRIDES: dict[str, dict[str, Any]] = {"TransUNet (UNETR)": {"crop": DRIVE_SIZE}}

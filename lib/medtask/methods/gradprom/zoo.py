@@ -24,7 +24,24 @@ Enhancers are scored on a fixed degraded copy of the split (:class:`~medtask.met
 seed 12345 as the chapters'): ``psnr_db`` and ``ssim`` of the clamped output against the clean images,
 ``input_psnr_db`` of the degraded input (bicubically up-sampled for SR) and ``gain_db``, their difference.
 
-Steps: provisional (3,000 each) until measured with ``benchmarks/zoo_step_cost.py``.
+Steps, chosen from the cost of one training step (batch making included), measured with
+``OMP_NUM_THREADS=1 python benchmarks/zoo_step_cost.py NAME --steps 2`` on 2026-12-01 on this 2-core
+machine while it ran ~5× its cores' load: CPU seconds of the one thread (``time.process_time``, steadier
+than wall time on a shared machine; wall time was 1.5–2× more), so the hours are estimates for a free core:
+
+==================================  ===========  =======  ===================
+entry                               CPU s/step    steps   hours on one core
+==================================  ===========  =======  ===================
+``resnet18-covidct`` (batch 32)           0.87     4000    1.0
+``unet-cvc`` (batch 16)                   1.32     4000    1.5
+``srresnet-covidct-gaussian0.2``          0.35     8000    0.8
+``srresnet-cvc-gaussian0.2``              0.34     8000    0.8
+``srresnet-covidct-bicubic-x2``           0.16     8000    0.4
+``srresnet-covidct-bicubic-x4``           0.14     8000    0.3
+==================================  ===========  =======  ===================
+
+All six: about 4.8 hours on one core (the classifier sees each training slice ~300 times, the U-Net each
+frame ~280 times, under augmentation; the enhancers 128,000 noisy 64-px crops, fresh noise each time).
 """
 
 from __future__ import annotations
@@ -177,7 +194,9 @@ class EnhancerEntry(Entry):
 
 
 #: CPU seconds of one thread per training step (benchmarks/zoo_step_cost.py), by entry.
-STEP_COST: dict[str, float] = {}
+STEP_COST: dict[str, float] = {
+    "resnet18-covidct": 0.87, "unet-cvc": 1.32, "srresnet-covidct-gaussian0.2": 0.35, "srresnet-cvc-gaussian0.2": 0.34,
+    "srresnet-covidct-bicubic-x2": 0.16, "srresnet-covidct-bicubic-x4": 0.14}
 
 
 def _recogniser(name: str, task: str, d: list[dict[str, Any]], steps: int, *, channels: int, smoke: bool = False,
@@ -208,9 +227,9 @@ GAUSSIAN = {"name": "gaussian", "sigma": 0.2}
 SR2, SR4 = {"name": "bicubic", "factor": 2}, {"name": "bicubic", "factor": 4}
 
 #: name -> steps (see :data:`STEP_COST`)
-STUDY_C_STEPS = {"resnet18-covidct": 3000, "unet-cvc": 3000, "srresnet-covidct-gaussian0.2": 3000,
-                 "srresnet-cvc-gaussian0.2": 3000, "srresnet-covidct-bicubic-x2": 3000,
-                 "srresnet-covidct-bicubic-x4": 3000}
+STUDY_C_STEPS = {"resnet18-covidct": 4000, "unet-cvc": 4000, "srresnet-covidct-gaussian0.2": 8000,
+                 "srresnet-cvc-gaussian0.2": 8000, "srresnet-covidct-bicubic-x2": 8000,
+                 "srresnet-covidct-bicubic-x4": 8000}
 
 register(_recogniser("resnet18-covidct", "classification", COVID_DATA, STUDY_C_STEPS["resnet18-covidct"], channels=1))
 register(_recogniser("unet-cvc", "segmentation", CVC_DATA, STUDY_C_STEPS["unet-cvc"], channels=3))
