@@ -68,13 +68,8 @@ from medtask.engine.batches import RandomBatches
 from medtask.engine.loop import Strategy
 from medtask.errors import InvalidParameterError
 from medtask.methods.angioqa import study
-from medtask.methods.angioqa.baselines import (
-    LIBRARY,
-    build_classification_baseline,
-    build_segmentation_baseline,
-)
+from medtask.methods.angioqa.baselines import LIBRARY
 from medtask.methods.angioqa.loss import JointLoss
-from medtask.methods.angioqa.model import build_angioqa
 from medtask.methods.angioqa.quality import GRADES, degrade
 from medtask.zoo.registry import Entry, register
 
