@@ -121,13 +121,18 @@ def flips(batch: Batch, g: torch.Generator) -> Batch:
     return out
 
 
-def affine(scale: tuple[float, float] = (0.8, 1.25), degrees: float = 20.0, translate: float = 0.1) -> Augment:
+def affine(scale: tuple[float, float] = (0.8, 1.25), degrees: float = 20.0, translate: float = 0.1,
+           padding: str = "zeros") -> Augment:
     """Random zoom, rotation and shift of each sample; label maps resampled by nearest neighbour.
 
-    Pixels moved in from outside the frame are black in the image and background (0) in labels.
+    Pixels moved in from outside the frame are black in the image and background (0) in labels
+    (``padding="zeros"``), or mirrored from inside it, image and labels alike (``"reflection"``:
+    no black corners where black means something, e.g. a truncated field of view).
     """
     if not (0 < scale[0] <= scale[1]):
         raise InvalidParameterError(f"affine scale range must satisfy 0 < lo <= hi, got {scale}")
+    if padding not in ("zeros", "reflection", "border"):
+        raise InvalidParameterError(f"affine padding must be 'zeros', 'reflection' or 'border', got {padding!r}")
 
     def apply(batch: Batch, g: torch.Generator) -> Batch:
         x = batch["image"]
@@ -141,11 +146,11 @@ def affine(scale: tuple[float, float] = (0.8, 1.25), degrees: float = 20.0, tran
         theta[:, :, 2] = t
         grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
         out = dict(batch)
-        out["image"] = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        out["image"] = F.grid_sample(x, grid, mode="bilinear", padding_mode=padding, align_corners=False)
         for k in LABEL_KEYS:
             if k in batch and torch.is_tensor(batch[k]):
                 m = batch[k]
-                lab = F.grid_sample(m.unsqueeze(1).float(), grid, mode="nearest", padding_mode="zeros",
+                lab = F.grid_sample(m.unsqueeze(1).float(), grid, mode="nearest", padding_mode=padding,
                                     align_corners=False)
                 out[k] = lab.squeeze(1).round().to(m.dtype)
         return out

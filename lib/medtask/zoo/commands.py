@@ -11,14 +11,16 @@ from medtask.zoo.trainer import runs_dir, train, verify
 
 def _fmt_metrics(card: dict) -> str:
     test = card.get("test", {})
-    keys = [card["metric"]] + [k for k in ("psnr", "bpp", "dice", "mean_dice", "miou") if k in test and k != card["metric"]]
+    keys = [card["metric"]] + [k for k in ("psnr", "bpp", "dice", "mean_dice", "miou", "accuracy", "gain_db")
+                               if k in test and k != card["metric"]]
     return ", ".join(f"{k}={test[k]:.4g}" for k in keys if k in test)
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
     status = verify()
+    width = max((len(n) for n in status), default=22)
     for name, entry in sorted(entries().items()):
-        line = f"{name:22s} study {entry.study}  {entry.steps:>6d} steps"
+        line = f"{name:{width}s} study {entry.study}  {entry.steps:>6d} steps"
         if status[name] == "ok":
             card = read_card(name)
             flat = card["plateau"]["flat"]

@@ -94,7 +94,9 @@ _REGISTRY: dict[str, Entry] = {}
 
 #: The modules that define the study's entries (each calls :func:`register` for its own method's
 #: networks); imported on the first call of :func:`entries`, so the zoo itself depends on no method.
-RECIPE_MODULES = ("medtask.methods.mvmicnet.zoo",)
+RECIPE_MODULES = ("medtask.methods.mvmicnet.zoo",
+                  "medtask.methods.angioqa.zoo",
+                  "medtask.methods.gradprom.zoo")
 
 
 def register(entry: Entry) -> Entry:

@@ -54,7 +54,8 @@ def plateau(curve: list[dict[str, Any]], metric: str, higher_is_better: bool, st
         return {"from_step": None, "to_step": curve[-1]["step"] if curve else None, "relative_gain": None,
                 "flat": False, "rule": f"last {fraction:.0%} of steps gain < {tolerance:.0%}"}
     ref, final = before[-1][metric], curve[-1][metric]
-    gain = (final - ref) / abs(ref) if higher_is_better else (ref - final) / abs(ref)
+    scale = max(abs(ref), 1e-12)  # a metric still at 0 (e.g. Dice before any foreground is found)
+    gain = (final - ref) / scale if higher_is_better else (ref - final) / scale
     return {"from_step": before[-1]["step"], "to_step": curve[-1]["step"], "relative_gain": round(gain, 5),
             "flat": bool(gain < tolerance), "rule": f"last {fraction:.0%} of steps gain < {tolerance:.0%}"}
 

@@ -112,15 +112,28 @@ def load_sources(size: int, data_root: Any = None, datasets: Sequence[str] = DEF
     if test_dataset is not None:
         plan += [(test_dataset, "test", "test")]
     for name, split, side in plan:
-        ds = data.load(name, split, root=data_root, limit=limit)
-        if len(ds.classes) != 2:
-            raise InvalidParameterError(f"{name} has classes {list(ds.classes)}; the protocol needs binary vessel "
-                                        "masks (background, vessel)")
-        for s in ds:
-            img = angiogram_like(s["image"], s.get("fov"))
-            fov = s.get("fov", torch.ones(img.shape[-2:], dtype=torch.bool))
-            img, mask, fov = resize_source(img, s["mask"], fov, size)
-            out[side].append({"image": img, "mask": mask, "fov": fov, "id": f"{name}/{s['id']}"})
+        samples = source_samples(name, split, size, data_root=data_root, limit=limit)
+        out[side] += samples
+    return out
+
+
+def source_samples(name: str, split: str, size: int, *, data_root: Any = None, limit: int | None = None,
+                   **options: Any) -> list[dict[str, Any]]:
+    """One loader split made angiogram-like at full resolution, then resized: ``{"image" [1,S,S], "mask", "fov", "id"}``.
+
+    ``options`` go to :func:`medtask.data.load` (e.g. ``val_count`` for DRIVE's held-out images); the protocol
+    needs binary vessel masks.
+    """
+    out = []
+    ds = data.load(name, split, root=data_root, limit=limit, **options)
+    if len(ds.classes) != 2:
+        raise InvalidParameterError(f"{name} has classes {list(ds.classes)}; the protocol needs binary vessel "
+                                    "masks (background, vessel)")
+    for s in ds:
+        img = angiogram_like(s["image"], s.get("fov"))
+        fov = s.get("fov", torch.ones(img.shape[-2:], dtype=torch.bool))
+        img, mask, fov = resize_source(img, s["mask"], fov, size)
+        out.append({"image": img, "mask": mask, "fov": fov, "id": f"{name}/{s['id']}"})
     return out
 
 

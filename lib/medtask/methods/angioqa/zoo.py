@@ -1,0 +1,257 @@
+"""Study B's zoo entries: AngioQANet and its baselines on DRIVE at 256 px.
+
+Data: DRIVE made angiogram-like by the chapter's own pipeline (:func:`medtask.methods.angioqa.study.source_samples`:
+green channel, CLAHE at full resolution, resized to 256×256). Training uses DRIVE's 16 first official
+training images; the last 4 (``val_count=4``) are the validation split of the curve; DRIVE's 20 test
+images are the card's test split. (The chapter adds CHASE_DB1; the zoo keeps to DRIVE, the issue's
+target, and none of its networks sees a test image of either dataset.)
+
+Quality grades follow today's protocol (:mod:`medtask.methods.angioqa.quality`), unchanged:
+
+- validation and test sets are :func:`~medtask.methods.angioqa.study.build_protocol_data` versions
+  (seed 0; 6 versions per image on test, as the chapter's ``cpu`` profile; 15 on the 4 validation images so
+  the accuracy curve moves in steps of 1/60, not 1/24);
+- training draws a *fresh* version for every sample of every batch (:class:`GradedVersions`: a random
+  grade, then :func:`~medtask.methods.angioqa.quality.degrade` with a generator seeded from the batch),
+  after the geometric augmentation of the clean source: rotation by any angle (reflected borders, so no
+  black corners that would look like a truncated field of view), zoomed random crops (0.8–1.25×), flips,
+  mild brightness/contrast jitter (±10 %, inside the protocol's natural variation, far from its
+  exposure faults). Faults are applied to what the network sees, so a crop never cuts a truncation band
+  out of an image graded for it.
+
+Training: the chapter's strategies (:data:`~medtask.methods.angioqa.study.STRATEGIES`: joint Dice + BCE
++ CE for AngioQANet, Dice + BCE for the segmentation baselines, CE for the classifiers), AdamW, cosine
+learning rate to 2 % of its start, gradient clipping at 1, batches of 8 crops of 192 px (the UNETR
+stand-in of TransUNet has fixed position embeddings: it trains on 256-px zoomed crops). Scores
+(:func:`~medtask.methods.angioqa.study.evaluate`, the chapter's): vessel Dice / IoU / sensitivity inside
+the field of view over every grade, ``dice_good`` over the good grade only, quality accuracy and
+macro-F1. AngioQANet's plateau metric is the mean of vessel Dice and quality accuracy.
+
+Steps: 3,000 for every entry (the same budget for every arm, as in the chapter), chosen from the cost of
+one training step (batch making and its graded degradation included), measured with
+``OMP_NUM_THREADS=1 python benchmarks/zoo_step_cost.py NAME --steps 2`` on 2026-12-01 on this 2-core
+machine while it ran ~5× its cores' load: CPU seconds of the one thread (``time.process_time``,
+steadier than wall time on a shared machine; wall time was 1.5–5× more), so the hours are estimates
+for a free core:
+
+================================  ===========  =======  ===================
+entry                             CPU s/step    steps   hours on one core
+================================  ===========  =======  ===================
+``angioqanet-drive``                    4.16     3000    3.5
+``vessels-unet-drive``                  1.96     3000    1.6
+``vessels-attention-unet-drive``        1.50     3000    1.3
+``vessels-sa-unet-drive``               1.42     3000    1.2
+``vessels-unetr-drive``                 3.30     3000    2.7
+``quality-mobilenetv2-drive``           0.60     3000    0.5
+``quality-efficientnet-b0-drive``       0.81     3000    0.7
+``quality-resnet18-drive``              0.98     3000    0.8
+``quality-swin-t-drive``                2.98     3000    2.5
+================================  ===========  =======  ===================
+
+All nine: about 15 hours on one core. 3,000 steps of 8 are 24,000 graded versions (1,500 per source
+image, each one fresh) of 192-px crops; the validation curve (every 300 steps) will say whether that
+reached a plateau.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from medtask.data.augment import affine, color_jitter, compose, flips, zoom_crops
+from medtask.engine.batches import RandomBatches
+from medtask.engine.loop import Strategy
+from medtask.errors import InvalidParameterError
+from medtask.methods.angioqa import study
+from medtask.methods.angioqa.baselines import LIBRARY
+from medtask.methods.angioqa.loss import JointLoss
+from medtask.methods.angioqa.quality import GRADES, degrade
+from medtask.zoo.registry import Entry, register
+
+#: The working size (square, a multiple of AngioQANet's stride 16) and DRIVE's held-out validation images.
+DRIVE_SIZE = 256
+DRIVE_DATA = [{"dataset": "DRIVE", "size": DRIVE_SIZE, "options": {"val_count": 4}}]
+#: Versions per source image of the fixed validation / test sets (seed 0, the chapter's protocol).
+EVAL_VERSIONS = {"val": 15, "test": 6}
+EVAL_SEED = 0
+
+
+@lru_cache(maxsize=16)
+def _sources(name: str, split: str, size: int, options: tuple[tuple[str, Any], ...]) -> tuple[dict[str, Any], ...]:
+    return tuple(study.source_samples(name, split, size, **dict(options)))
+
+
+def sources(d: dict[str, Any], split: str) -> list[dict[str, Any]]:
+    """Angiogram-like source images of one data item's ``split`` (held in memory once per process)."""
+    options = dict(d.get("options", {}))
+    return list(_sources(d["dataset"], split, int(d["size"]), tuple(sorted(options.items()))))
+
+
+@lru_cache(maxsize=16)
+def _protocol(name: str, split: str, size: int, options: tuple[tuple[str, Any], ...], versions: int,
+              seed: int) -> tuple[dict[str, Any], ...]:
+    srcs = list(_sources(name, split, size, options))
+    return tuple(study.build_protocol_data({"train": [], "test": srcs}, versions, seed)[1])
+
+
+def protocol_set(d: dict[str, Any], split: str, versions: int | None = None, seed: int = EVAL_SEED) -> list[dict[str, Any]]:
+    """The fixed graded versions of ``split`` (``versions`` per source image; default :data:`EVAL_VERSIONS`)."""
+    options = dict(d.get("options", {}))
+    n = versions or EVAL_VERSIONS.get(split, EVAL_VERSIONS["test"])
+    return list(_protocol(d["dataset"], split, int(d["size"]), tuple(sorted(options.items())), n, seed))
+
+
+class GradedVersions:
+    """``RandomBatches`` augment: every sample becomes a fresh version of a random grade under today's protocol.
+
+    The grade is drawn uniformly (balanced, as :func:`~medtask.methods.angioqa.quality.make_versions` makes
+    them); the faults are :func:`~medtask.methods.angioqa.quality.degrade`'s, from a numpy generator seeded by
+    (``seed``, a draw of the batch's generator, the sample's index), so a resumed run sees the same batches.
+    Adds ``label`` (the grade) and ``faults``.
+    """
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = int(seed)
+
+    def __call__(self, batch: dict[str, Any], g: torch.Generator) -> dict[str, Any]:
+        n = batch["image"].shape[0]
+        grades = torch.randint(0, len(GRADES), (n,), generator=g)
+        draw = int(torch.randint(0, 2**31 - 1, (), generator=g))
+        images, faults = [], []
+        for i in range(n):
+            rng = np.random.default_rng([self.seed, draw, i])
+            img, f = degrade(batch["image"][i], batch["mask"][i], int(grades[i]), rng)
+            images.append(img)
+            faults.append("+".join(f))
+        out = dict(batch)
+        out["image"], out["label"], out["faults"] = torch.stack(images), grades, faults
+        return out
+
+
+@dataclass
+class AngioEntry(Entry):
+    """One network of Study B trained with the chapter's strategy for its task (``both``, ``seg`` or ``cls``)."""
+
+    arm: str = "AngioQANet"
+    task: str = "both"
+    baseline_width: int = 16
+    vit_dim: int = 192
+
+    def __post_init__(self) -> None:
+        if self.task not in study.STRATEGIES:
+            raise InvalidParameterError(f"zoo entry {self.name}: task must be one of {sorted(study.STRATEGIES)}")
+        self.hyperparameters = {
+            "lr": 1e-3, "weight_decay": 1e-4, "batch_size": 8, "crop": 192, "lr_schedule": "cosine",
+            "lr_min_factor": 0.02, "seed": 0, "seg_weight": 1.0, "cls_weight": 1.0,
+            "augment": {"affine": {"scale": [1.0, 1.0], "degrees": 180, "translate": 0.0, "padding": "reflection"},
+                        "zoom_crop": {"scale": [0.8, 1.25], "p_foreground": 0.0}, "flips": "h+v",
+                        "color_jitter": {"brightness": 0.1, "contrast": 0.1},
+                        "grades": "fresh version of a uniform random grade per sample (quality.degrade)"},
+            "eval_versions": dict(EVAL_VERSIONS), "eval_seed": EVAL_SEED,
+            **self.hyperparameters}
+
+    def _size(self) -> int:
+        return int(self.data[0]["size"])
+
+    def architecture(self) -> dict[str, Any]:
+        arch = {"arm": self.arm, "task": self.task, "in_channels": 1, "num_classes": len(GRADES),
+                "image_size": self._size()}
+        if self.arm in study._BASELINE:
+            arch.update({"library": LIBRARY[study._BASELINE[self.arm]], "baseline_width": self.baseline_width,
+                         "vit_dim": self.vit_dim})
+        return arch
+
+    def build(self) -> nn.Module:
+        return study.build_arm(self.arm, self._size(), baseline_width=self.baseline_width, vit_dim=self.vit_dim)
+
+    def strategy(self, model: nn.Module, device: torch.device) -> Strategy:
+        hp = self.hyperparameters
+        return study.STRATEGIES[self.task](model, JointLoss(seg_weight=hp["seg_weight"], cls_weight=hp["cls_weight"]),
+                                           lr=hp["lr"], weight_decay=hp["weight_decay"], device=device)
+
+    def augmentation(self):
+        """The training augmentation (geometry and jitter on the clean source, then a fresh graded version)."""
+        hp, aug = self.hyperparameters, self.hyperparameters["augment"]
+        rot, zoom, jit = aug["affine"], aug["zoom_crop"], aug["color_jitter"]
+        return compose(affine(tuple(rot["scale"]), rot["degrees"], rot["translate"], padding=rot["padding"]),
+                       zoom_crops(hp["crop"], tuple(zoom["scale"]), zoom["p_foreground"]), flips,
+                       color_jitter(jit["brightness"], jit["contrast"], 0.0), GradedVersions(hp["seed"]))
+
+    def batches(self, device: torch.device):
+        hp = self.hyperparameters
+        train = [s for d in self.data for s in sources(d, "train")]
+        return RandomBatches(train, hp["batch_size"], seed=hp["seed"], augment=self.augmentation(), device=device)
+
+    def evaluate(self, model: nn.Module, split: str, device: torch.device) -> dict[str, float]:
+        """The chapter's scores on the fixed graded versions of ``split`` (every data item together)."""
+        n = self.hyperparameters["eval_versions"][split]
+        versions = [s for d in self.data for s in protocol_set(d, split, n, self.hyperparameters["eval_seed"])]
+        scores = study.evaluate(model, versions, self.task, device=device)
+        out = {k: float(v) for k, v in scores.items() if k != "confusion"}
+        if self.task in ("both", "seg"):
+            good = [s for s in versions if s["label"] == 0]
+            out["dice_good"] = float(study.evaluate(model, good, "seg", device=device)["dice"])
+        if self.task == "both":
+            out["dice_accuracy"] = (out["dice"] + out["accuracy"]) / 2
+        return out
+
+
+#: CPU seconds of one thread per training step, measured by benchmarks/zoo_step_cost.py (see the docstring).
+STEP_COST: dict[str, float] = {
+    "angioqanet-drive": 4.16, "vessels-unet-drive": 1.96, "vessels-attention-unet-drive": 1.50,
+    "vessels-sa-unet-drive": 1.42, "vessels-unetr-drive": 3.30, "quality-mobilenetv2-drive": 0.60,
+    "quality-efficientnet-b0-drive": 0.81, "quality-resnet18-drive": 0.98, "quality-swin-t-drive": 2.98}
+STEPS = 3000
+
+#: name -> (arm, steps); the arms' names, tasks and builders are the chapter's (study.ARMS).
+STUDY_B_ENTRIES: dict[str, tuple[str, int]] = {
+    "angioqanet-drive": ("AngioQANet", STEPS),
+    "vessels-unet-drive": ("U-Net", STEPS),
+    "vessels-attention-unet-drive": ("Attention U-Net", STEPS),
+    "vessels-sa-unet-drive": ("SA-UNet", STEPS),
+    "vessels-unetr-drive": ("TransUNet (UNETR)", STEPS),
+    "quality-mobilenetv2-drive": ("MobileNetV2", STEPS),
+    "quality-efficientnet-b0-drive": ("EfficientNet-B0", STEPS),
+    "quality-resnet18-drive": ("ResNet-18", STEPS),
+    "quality-swin-t-drive": ("Swin-T", STEPS),
+}
+#: per-entry changes to the common recipe (UNETR's position embeddings fix its input size: no smaller crops)
+OVERRIDES: dict[str, dict[str, Any]] = {"TransUNet (UNETR)": {"crop": DRIVE_SIZE}}
+METRIC = {"both": "dice_accuracy", "seg": "dice", "cls": "accuracy"}
+
+
+def _entry(name: str, arm: str, steps: int, data: list[dict[str, Any]], *, eval_every: int | None = None,
+           hyperparameters: dict[str, Any] | None = None, smoke: bool = False, baseline_width: int = 16,
+           vit_dim: int = 192) -> AngioEntry:
+    role, task = study.ARMS[arm]
+    what = {"both": "vessel segmentation + quality grade", "seg": "vessel segmentation",
+            "cls": "quality grade"}[task]
+    return AngioEntry(
+        name=name, study="B", description=f"{arm} ({role}), {what} on {data[0]['dataset']} angiogram-like images "
+                                          f"at {data[0]['size']} px" + (" (smoke tests only)" if smoke else ""),
+        steps=steps, eval_every=eval_every or max(steps // 10, 1), metric=METRIC[task], higher_is_better=True,
+        data=[dict(d) for d in data], arm=arm, task=task, baseline_width=baseline_width, vit_dim=vit_dim,
+        hyperparameters={**OVERRIDES.get(arm, {}), **(hyperparameters or {})}, smoke=smoke)
+
+
+for _name, (_arm, _steps) in STUDY_B_ENTRIES.items():
+    register(_entry(_name, _arm, _steps, DRIVE_DATA))
+
+#: The smoke twins: phantom vessel trees at 32 px, the smoke profile's baseline widths, 3 steps of 2.
+SMOKE_DATA = [{"dataset": "phantom-vessels", "size": 32, "options": {"n": 4}}]
+SMOKE_SUFFIX = "-phantom"
+
+
+def smoke_name(name: str) -> str:
+    """The smoke twin of entry ``name`` (``angioqanet-drive`` -> ``angioqanet-phantom``)."""
+    return name.removesuffix("-drive") + SMOKE_SUFFIX
+
+
+for _name, (_arm, _steps) in STUDY_B_ENTRIES.items():
+    register(_entry(smoke_name(_name), _arm, 3, SMOKE_DATA, eval_every=2, smoke=True, baseline_width=8, vit_dim=48,
+                    hyperparameters={"batch_size": 2, "crop": 32, "eval_versions": {"val": 3, "test": 3}}))

@@ -1,0 +1,83 @@
+"""Study C's zoo entries: the smoke twins train end to end into a scratch zoo; the real recipes are stable
+and build and score a batch of real data when the shared datasets are there."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from medtask import zoo
+from medtask.methods.gradprom import zoo as czoo
+
+REAL = sorted(czoo.STUDY_C_STEPS)
+SMOKE = [czoo.smoke_name(n) for n in REAL]
+
+
+@pytest.fixture()
+def scratch_zoo(monkeypatch, tmp_path):
+    monkeypatch.setenv("MEDTASK_ZOO", str(tmp_path / "zoo"))
+    monkeypatch.setenv("MEDTASK_ZOO_RUNS", str(tmp_path / "runs"))
+    torch.set_num_threads(1)
+    return tmp_path
+
+
+def test_entries_are_registered_with_smoke_twins():
+    listed, every = zoo.entries(), zoo.entries(smoke=True)
+    assert set(REAL) <= set(listed) and not set(SMOKE) & set(listed)
+    for name in REAL:
+        real, twin = every[name], every[czoo.smoke_name(name)]
+        assert real.study == "C" and not real.smoke and twin.smoke and type(real) is type(twin)
+        assert real.metric == twin.metric and min(real.data[0]["size"]) >= 96
+        assert real.steps == czoo.STUDY_C_STEPS[name]
+    assert every["srresnet-covidct-gaussian0.2"].degradation == {"name": "gaussian", "sigma": 0.2}
+
+
+def test_recipe_keys_are_stable():
+    e = zoo.get("srresnet-covidct-gaussian0.2")
+    assert e.key() == zoo.get("srresnet-covidct-gaussian0.2").key()
+    assert e.architecture() == {"arch": "srresnet", "in_channels": 1, "scale": 1, "depth": 4, "width": 16,
+                                "batch_norm": True, "image_residual": True}
+    assert zoo.get("srresnet-covidct-bicubic-x4").architecture()["scale"] == 4
+    assert len({zoo.get(n).key() for n in REAL}) == len(REAL)
+
+
+@pytest.mark.parametrize("name", SMOKE)
+def test_smoke_twin_trains_into_a_card(scratch_zoo, name):
+    card = zoo.train(name, threads=1, progress=False)
+    entry = zoo.get(name)
+    assert [r["step"] for r in card["curve"]] == [0, 1, 2, 3]
+    assert card["metric"] == entry.metric and all(entry.metric in r for r in card["curve"])
+    expected = ({"psnr_db", "ssim", "input_psnr_db", "gain_db"} if isinstance(entry, czoo.EnhancerEntry) else
+                {"accuracy", "balanced_accuracy", "auc"} if entry.task == "classification" else {"miou", "dice"})
+    assert expected <= set(card["test"])
+    model = zoo.load(name)
+    x = czoo.degraded_set(entry.data[0], "test", getattr(entry, "degradation", None) or czoo.CLEAN).degraded[:2]
+    with torch.inference_mode():
+        out = model(x)
+    if isinstance(entry, czoo.EnhancerEntry):
+        assert out.shape[-1] == x.shape[-1] * entry.architecture()["scale"]
+        assert card["test"]["gain_db"] == pytest.approx(card["test"]["psnr_db"] - card["test"]["input_psnr_db"])
+
+
+@pytest.mark.parametrize("name", ["resnet18-covidct", "unet-cvc", "srresnet-covidct-gaussian0.2",
+                                  "srresnet-covidct-bicubic-x4"])
+def test_real_entry_builds_and_scores_real_data(data_root, monkeypatch, name):
+    """One training batch and the entry's scores on the first 8 validation images of its real data."""
+    monkeypatch.setenv("MEDTASK_DATA", str(data_root))
+    torch.set_num_threads(1)
+    entry = zoo.get(name)
+    model = entry.build()
+    batch = entry.batches(torch.device("cpu"))(0)
+    assert len(batch["image"]) == entry.hyperparameters["batch_size"]
+    real = czoo.degraded_set
+
+    def few(d, split, degradation):
+        full = real(d, split, degradation)
+        return czoo.DegradedTestSet(full.degraded[:8], full.clean[:8], None if full.labels is None else full.labels[:8],
+                                    None if full.masks is None else full.masks[:8], full.ids[:8], full.degradation)
+
+    monkeypatch.setattr(czoo, "degraded_set", few)
+    scores = entry.evaluate(model, "val", torch.device("cpu"))
+    assert entry.metric in scores
+    if isinstance(entry, czoo.EnhancerEntry):  # an untrained image-residual enhancer starts at the input
+        assert scores["input_psnr_db"] > 5
