@@ -6,6 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
+
+from medtask import zoo
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
@@ -30,3 +33,31 @@ def data_root() -> Path:
     if root is None:
         pytest.skip("MEDTASK_DATA is not set to the real datasets (CI sets it to ../shared/datasets)")
     return root
+
+
+@pytest.fixture()
+def scratch_zoo(monkeypatch, tmp_path) -> Path:
+    """An empty zoo (``MEDTASK_ZOO``) and run folder (``MEDTASK_ZOO_RUNS``) under ``tmp_path``; torch on one thread."""
+    monkeypatch.setenv("MEDTASK_ZOO", str(tmp_path / "zoo"))
+    monkeypatch.setenv("MEDTASK_ZOO_RUNS", str(tmp_path / "zoo-runs"))
+    torch.set_num_threads(1)
+    return tmp_path
+
+
+@pytest.fixture()
+def check_smoke_twins():
+    """``check(real_names, smoke_name, study)``: every real entry is listed, has an unlisted smoke twin of the same
+    type, study and metric; returns ``{name: (real, twin)}`` for the study's own checks."""
+    def check(real_names, smoke_name, study: str) -> dict:
+        listed, every = zoo.entries(), zoo.entries(smoke=True)
+        smoke = {smoke_name(n) for n in real_names}
+        assert set(real_names) <= set(listed) and not smoke & set(listed)
+        pairs = {}
+        for name in real_names:
+            real, twin = every[name], every[smoke_name(name)]
+            assert real.study == study and not real.smoke and twin.smoke and type(real) is type(twin)
+            assert real.metric == twin.metric
+            pairs[name] = (real, twin)
+        return pairs
+
+    return check

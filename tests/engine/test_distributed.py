@@ -24,7 +24,7 @@ from torch import nn
 
 from medtask.engine import RandomBatches, distributed, fit, launch
 from medtask.engine.loop import read_checkpoint
-from medtask.errors import InvalidParameterError
+from medtask.errors import InvalidParameterError, MedtaskError
 
 RTOL, ATOL = 1e-4, 1e-5
 
@@ -162,3 +162,21 @@ def test_torchrun_commands():
         launch.torchrun_command([], 2, nnodes=2)
     assert launch.strip_launch_options(["zoo", "train", "--nproc", "2", "x", "--nnodes=2", "--rdzv-endpoint",
                                         "h:1"]) == ["zoo", "train", "x"]
+
+
+def test_job_file_keeps_tensors_shared_and_refuses_a_foreign_signature(tmp_path):
+    model = nn.Linear(3, 2)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model(torch.randn(4, 3)).sum().backward()
+    opt.step()
+    job = tmp_path / "x.job"
+    key = b"k" * 32
+    launch.write_job({"model": model, "opt": opt, "note": "n", "fn": lambda x: x + 1}, job, key)
+    back = launch.read_job(job, key)
+    assert back["note"] == "n" and back["fn"](1) == 2
+    torch.testing.assert_close(back["model"].weight, model.weight)
+    # the optimiser still steps the model's own parameters (identity survives the split)
+    assert back["opt"].param_groups[0]["params"][0] is back["model"].weight
+    torch.testing.assert_close(back["opt"].state[back["model"].weight]["exp_avg"], opt.state[model.weight]["exp_avg"])
+    with pytest.raises(MedtaskError, match="not signed"):
+        launch.read_job(job, b"x" * 32)

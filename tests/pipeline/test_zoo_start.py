@@ -10,7 +10,6 @@ import json
 
 import pandas as pd
 import pytest
-import torch
 
 from medtask import zoo
 from medtask.pipeline.runner import ChapterFailedError, error_cells, run_notebook
@@ -20,14 +19,6 @@ SMOKE_ZOO = ("erfnet-phantom", "mbt2018-mean-phantom-q4", "mbt2018-mean-phantom-
 A1 = "a1_compression_segmentation"
 
 
-@pytest.fixture()
-def smoke_zoo(tmp_path, monkeypatch):
-    monkeypatch.setenv("MEDTASK_ZOO", str(tmp_path / "zoo"))
-    monkeypatch.setenv("MEDTASK_ZOO_RUNS", str(tmp_path / "zoo-runs"))
-    torch.set_num_threads(1)
-    return tmp_path
-
-
 def test_smoke_entries_stay_out_of_the_listed_zoo():
     listed, every = zoo.entries(), zoo.entries(smoke=True)
     assert set(SMOKE_ZOO) <= set(every) and not set(SMOKE_ZOO) & set(listed)
@@ -35,17 +26,17 @@ def test_smoke_entries_stay_out_of_the_listed_zoo():
 
 
 @pytest.mark.notebook
-def test_a1_without_its_zoo_entries_says_how_to_train_them(smoke_zoo, data_root):
+def test_a1_without_its_zoo_entries_says_how_to_train_them(scratch_zoo, data_root):
     with pytest.raises(ChapterFailedError, match="medtask zoo train erfnet-phantom"):
         run_notebook(A1, "smoke", {"init": "zoo", "zoo_data": "phantom"}, data_root=data_root,
-                     output_root=smoke_zoo / "out", progress=False)
+                     output_root=scratch_zoo / "out", progress=False)
 
 
 @pytest.mark.notebook
-def test_a1_starts_from_the_zoo_and_shows_a_scratch_twin(smoke_zoo, data_root):
+def test_a1_starts_from_the_zoo_and_shows_a_scratch_twin(scratch_zoo, data_root):
     cards = {name: zoo.train(name, threads=1, progress=False) for name in SMOKE_ZOO}
     rec = run_notebook(A1, "smoke", {"init": "zoo", "zoo_data": "phantom", "mse_steps": 0}, data_root=data_root,
-                       output_root=smoke_zoo / "out", progress=False)
+                       output_root=scratch_zoo / "out", progress=False)
     assert error_cells(rec.executed) == []
     prov = json.loads((rec.results_dir / "provenance.json").read_text())["provenance"]
     starts = {s["entry"]: s["sha256"] for s in prov["zoo_starts"]}
@@ -56,7 +47,7 @@ def test_a1_starts_from_the_zoo_and_shows_a_scratch_twin(smoke_zoo, data_root):
     page = rec.executed.read_text()
     assert "starts its networks from the study's zoo" in page and "What the start changes" in page
     # a start from the zoo is part of every trained checkpoint's key: the scratch run trains its own
-    scratch = run_notebook(A1, "smoke", {"mse_steps": 0}, data_root=data_root, output_root=smoke_zoo / "out",
+    scratch = run_notebook(A1, "smoke", {"mse_steps": 0}, data_root=data_root, output_root=scratch_zoo / "out",
                            progress=False)
     scratch_prov = json.loads((scratch.results_dir / "provenance.json").read_text())["provenance"]
 

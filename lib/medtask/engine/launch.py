@@ -6,14 +6,26 @@
 - ``medtask zoo train NAME --nproc N`` re-runs itself under torchrun (:func:`relaunch_cli`).
 - ``medtask run CHAPTER --nproc N`` sets ``MEDTASK_NPROC=N`` for the chapter's kernel. The kernel
   never joins a process group: :func:`medtask.engine.fit`, asked to train there, hands the training
-  to :func:`train_in_workers`, which pickles the strategy and the batches (cloudpickle), runs
+  to :func:`train_in_workers`, which writes the strategy and the batches to a job file, runs
   ``N`` worker processes under torchrun that train data-parallel and write the checkpoint
   (rank 0), and returns; ``fit`` then resumes from the finished checkpoint, in the kernel.
+
+The job file (:func:`write_job`, :func:`read_job`) keeps tensors and objects apart: every tensor
+goes into a list loaded with ``torch.load(weights_only=True)`` (which also maps the kernel's GPU
+onto each rank's), and the object graph that refers to them (strategy classes, optimisers,
+closures, pickled with cloudpickle) is signed with HMAC-SHA256 under a random key that only the
+launching process and its workers know (passed in their environment), and is unpickled only
+after the signature checks: a job file written by anyone else is refused, never executed.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import io
 import os
+import pickle
+import secrets
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -24,6 +36,8 @@ from medtask.errors import InvalidParameterError, MedtaskError
 
 #: the variable ``medtask run --nproc N`` sets for a chapter's kernel
 NPROC_ENV = "MEDTASK_NPROC"
+#: the variable that hands the job file's signing key (hex) to the worker processes
+JOB_KEY_ENV = "MEDTASK_JOB_KEY"
 #: the options the launcher consumes (each takes one value)
 LAUNCH_OPTIONS = ("--nproc", "--nnodes", "--rdzv-endpoint", "--rdzv-id")
 
@@ -98,34 +112,78 @@ def requested_nproc() -> int:
     return n
 
 
+def write_job(obj: Any, path: str | os.PathLike, key: bytes) -> None:
+    """Write ``obj`` to ``path``: its tensors as a weights-only tensor list, the rest signed with ``key``."""
+    import cloudpickle
+    import torch
+
+    tensors: list[torch.Tensor] = []
+    index: dict[int, int] = {}
+
+    class _Pickler(cloudpickle.Pickler):
+        def persistent_id(self, o: Any) -> int | None:  # tensors (parameters too) leave the graph
+            if isinstance(o, torch.Tensor):
+                if id(o) not in index:
+                    index[id(o)] = len(tensors)
+                    tensors.append(o)
+                return index[id(o)]
+            return None
+
+    buf = io.BytesIO()
+    _Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
+    graph = buf.getvalue()
+    signature = hmac.new(key, graph, hashlib.sha256).digest()
+    with open(path, "wb") as f:
+        torch.save({"tensors": tensors, "graph": torch.frombuffer(bytearray(graph), dtype=torch.uint8),
+                    "signature": torch.frombuffer(bytearray(signature), dtype=torch.uint8)}, f)
+
+
+def read_job(path: str | os.PathLike, key: bytes, map_location: Any = None) -> Any:
+    """Read what :func:`write_job` wrote, after checking its signature with ``key``; tensors go to ``map_location``."""
+    import torch
+
+    with open(path, "rb") as f:
+        spec = torch.load(f, map_location=map_location, weights_only=True)
+    graph = spec["graph"].numpy().tobytes()
+    if not hmac.compare_digest(hmac.new(key, graph, hashlib.sha256).digest(), spec["signature"].numpy().tobytes()):
+        raise MedtaskError(f"the job file {path} is not signed by the process that launched this worker; refusing "
+                           "to load it (start trainings with `medtask run --nproc N` or `medtask zoo train --nproc N`)")
+    tensors = spec["tensors"]
+
+    class _Unpickler(pickle.Unpickler):
+        def persistent_load(self, pid: Any) -> Any:
+            return tensors[pid]
+
+    return _Unpickler(io.BytesIO(graph)).load()
+
+
 def train_in_workers(strategy: Any, batches: Any, steps: int, checkpoint: str | os.PathLike, nproc: int,
                      **fit_options: Any) -> None:
     """Train ``fit(strategy, batches, steps, checkpoint=..., **fit_options)`` on ``nproc`` worker processes.
 
     The job (strategy, batches, schedulers: one object graph, so the schedulers keep their
     optimisers; and the caller's torch generator states, so the workers draw what this process
-    would have drawn) is written with cloudpickle beside the checkpoint, ``nproc`` workers run
-    ``python -m medtask.engine.launch JOB`` under torchrun, and rank 0 writes the finished
-    checkpoint. The caller then loads it (``fit`` does).
+    would have drawn) is written beside the checkpoint with :func:`write_job` under a fresh key,
+    ``nproc`` workers run ``python -m medtask.engine.launch JOB`` under torchrun, and rank 0
+    writes the finished checkpoint. The caller then loads it (``fit`` does).
     """
-    import cloudpickle
     import torch
 
     ckpt = Path(checkpoint).resolve()
     job = ckpt.with_name(ckpt.name + ".job")
     job.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_bytes(32)
     try:
         rng = {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state() if torch.cuda.is_available() else None}
-        with open(job, "wb") as f:
-            torch.save({"strategy": strategy, "batches": batches, "steps": int(steps), "checkpoint": str(ckpt),
-                        "options": fit_options, "rng": rng}, f, pickle_module=cloudpickle)
+        write_job({"strategy": strategy, "batches": batches, "steps": int(steps), "checkpoint": str(ckpt),
+                   "options": fit_options, "rng": rng}, job, key)
     except Exception as exc:
         job.unlink(missing_ok=True)
         raise MedtaskError(f"the training {getattr(strategy, 'name', '')!r} cannot be sent to {nproc} worker "
                            f"processes ({type(exc).__name__}: {exc}); run the chapter without --nproc") from exc
     cmd = torchrun_command([str(job)], nproc, module="medtask.engine.launch")
     try:
-        rc = subprocess.call(cmd)
+        rc = subprocess.call(cmd, env={**os.environ, JOB_KEY_ENV: key.hex()})
     finally:
         job.unlink(missing_ok=True)
     if rc != 0:
@@ -143,8 +201,10 @@ def _worker(job: str) -> None:
     distributed.init()
     # the kernel's GPU tensors go to this rank's GPU; CPU tensors (datasets in memory) stay
     location = {"cuda:0": f"cuda:{torch.cuda.current_device()}"} if torch.cuda.is_available() else None
-    with open(job, "rb") as f:
-        spec = torch.load(f, map_location=location, weights_only=False)
+    key = bytes.fromhex(os.environ.pop(JOB_KEY_ENV, ""))
+    if not key:
+        raise MedtaskError(f"{JOB_KEY_ENV} is not set: worker processes are started by train_in_workers only")
+    spec = read_job(job, key, map_location=location)
     torch.set_rng_state(spec["rng"]["cpu"])  # the caller's generator: the noise of a one-process run
     if spec["rng"]["cuda"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state(spec["rng"]["cuda"])

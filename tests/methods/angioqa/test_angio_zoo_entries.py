@@ -14,21 +14,9 @@ REAL = sorted(bzoo.STUDY_B_ENTRIES)
 SMOKE = [bzoo.smoke_name(n) for n in REAL]
 
 
-@pytest.fixture()
-def scratch_zoo(monkeypatch, tmp_path):
-    monkeypatch.setenv("MEDTASK_ZOO", str(tmp_path / "zoo"))
-    monkeypatch.setenv("MEDTASK_ZOO_RUNS", str(tmp_path / "runs"))
-    torch.set_num_threads(1)
-    return tmp_path
-
-
-def test_entries_are_registered_with_smoke_twins():
-    listed, every = zoo.entries(), zoo.entries(smoke=True)
-    assert set(REAL) <= set(listed) and not set(SMOKE) & set(listed)
-    for name in REAL:
-        real, twin = every[name], every[bzoo.smoke_name(name)]
-        assert real.study == "B" and not real.smoke and twin.smoke
-        assert (real.arm, real.task, real.metric) == (twin.arm, twin.task, twin.metric)
+def test_entries_are_registered_with_smoke_twins(check_smoke_twins):
+    for real, twin in check_smoke_twins(REAL, bzoo.smoke_name, "B").values():
+        assert (real.arm, real.task) == (twin.arm, twin.task)
         assert real.data[0]["dataset"] == "DRIVE" and real.data[0]["size"] >= 256
         assert real.steps >= 1000 and real.eval_every * 10 == real.steps
 

@@ -13,23 +13,11 @@ REAL = sorted(czoo.STUDY_C_STEPS)
 SMOKE = [czoo.smoke_name(n) for n in REAL]
 
 
-@pytest.fixture()
-def scratch_zoo(monkeypatch, tmp_path):
-    monkeypatch.setenv("MEDTASK_ZOO", str(tmp_path / "zoo"))
-    monkeypatch.setenv("MEDTASK_ZOO_RUNS", str(tmp_path / "runs"))
-    torch.set_num_threads(1)
-    return tmp_path
-
-
-def test_entries_are_registered_with_smoke_twins():
-    listed, every = zoo.entries(), zoo.entries(smoke=True)
-    assert set(REAL) <= set(listed) and not set(SMOKE) & set(listed)
-    for name in REAL:
-        real, twin = every[name], every[czoo.smoke_name(name)]
-        assert real.study == "C" and not real.smoke and twin.smoke and type(real) is type(twin)
-        assert real.metric == twin.metric and min(real.data[0]["size"]) >= 96
-        assert real.steps == czoo.STUDY_C_STEPS[name]
-    assert every["srresnet-covidct-gaussian0.2"].degradation == {"name": "gaussian", "sigma": 0.2}
+def test_entries_are_registered_with_smoke_twins(check_smoke_twins):
+    pairs = check_smoke_twins(REAL, czoo.smoke_name, "C")
+    for name, (real, _twin) in pairs.items():
+        assert min(real.data[0]["size"]) >= 96 and real.steps == czoo.STUDY_C_STEPS[name]
+    assert pairs["srresnet-covidct-gaussian0.2"][0].degradation == {"name": "gaussian", "sigma": 0.2}
 
 
 def test_recipe_keys_are_stable():
