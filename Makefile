@@ -9,7 +9,7 @@ PROFILE ?= cpu
 JOBS ?= 2
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup study book test zoo lock clean-notebooks clean
+.PHONY: setup browser study book test zoo lock clean-notebooks clean
 
 setup: $(STAMP)
 
@@ -20,13 +20,21 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (medtask)" >/dev/null
 	touch $(STAMP)
 
+# Debian's chromium for the browser page check (tests/pipeline/test_pagecheck.py), installed where missing and
+# where this user may (root with apt-get); elsewhere the check is skipped with a message saying how to install it.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
+	  || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	       && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1; } \
+	  || echo "chromium is not installed (Debian: apt-get install chromium): the browser page check will be skipped"
+
 study: setup
 	$(BIN)/medtask book --profile $(PROFILE) --jobs $(JOBS)
 
 book: setup
 	$(BIN)/medtask book --profile $(PROFILE) --no-run
 
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest -q
 
 # Retrain every zoo entry (hours on a CPU; resumable: state in zoo-runs/, weights + cards in zoo/).
