@@ -41,7 +41,7 @@ RULES: dict[str, dict[str, Any]] = {
     "batch_size": {"min": 1},
     "task_batch_size": {"min": 1},
     "steps": _STEPS,
-    "task_steps": _STEPS,
+    "task_steps": {"min": 0},  # 0 keeps a zoo-started task network as trained (init="zoo"; the study checks)
     "rec_steps": _STEPS,
     "mse_steps": {"min": 0},
     "extra_steps": {"min": 0},

@@ -18,7 +18,8 @@ def test_original_scores_sentence_names_each_score():
 
 
 def test_data_summary_lists_classes_only_when_given():
-    assert report.data_summary("x", [1] * 3, [1], [1] * 2, 64) == "x: train 3, calibration 1, test 2 images at 64x64"
+    assert report.data_summary("x", [1] * 3, [1], [1] * 2, 64) == "x: train 3, calibration 1, test 2 images at 64x64 (HxW)"
+    assert report.data_summary("x", [1], [1], [1], [256, 288]).endswith("images at 256x288 (HxW)")
     assert report.data_summary("x", [1], [1], [1], 8, classes=["a"]).endswith("; classes ['a']")
 
 

@@ -110,3 +110,15 @@ def test_a_changed_lambda_retrains_and_an_unchanged_one_is_reused(tmp_path, monk
     assert set(s3.checkpoints.values()).isdisjoint(s1.checkpoints.values())
     assert not ch3.reused_artefacts()
     assert not all(torch.equal(a, b) for a, b in zip(c1.state_dict().values(), c3.state_dict().values()))
+
+
+def test_zero_task_steps_needs_a_zoo_start(tmp_path, monkeypatch):
+    from medtask.pipeline import Chapter
+
+    monkeypatch.setenv("MEDTASK_OUTPUT", str(tmp_path))
+    ch = Chapter("a1_test", profile="smoke", parameters={}, datasets=[], results_dir=tmp_path / "r")
+    data = [{"image": torch.zeros(3, 8, 8), "mask": torch.zeros(8, 8, dtype=torch.long)}]
+    kw = dict(build_task=None, num_classes=2, device=torch.device("cpu"), task_steps=0)
+    with pytest.raises(InvalidParameterError, match="task_steps=0 .* init='zoo'"):
+        cs.CompressionStudy(ch, "segmentation", data, data, **kw)
+    assert cs.CompressionStudy(ch, "segmentation", data, data, init="zoo", **kw).task_steps == 0

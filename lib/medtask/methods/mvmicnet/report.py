@@ -55,9 +55,17 @@ def bd_tables(df: pd.DataFrame, metrics: Sequence[str], method: str = "pchip") -
     return pd.concat(blocks, ignore_index=True)
 
 
-def msssim_note(size: int) -> str:
+def frame_size(size: int | Sequence[int]) -> tuple[int, int]:
+    """``(H, W)`` of a chapter's ``size`` parameter: one number (square frames) or ``[H, W]``."""
+    if isinstance(size, (int, float)):
+        return int(size), int(size)
+    h, w = size
+    return int(h), int(w)
+
+
+def msssim_note(size: int | Sequence[int]) -> str:
     """How MS-SSIM was computed at this image size (for the chapter prose)."""
-    s = msssim_settings(size, size)
+    s = msssim_settings(*frame_size(size))
     return (f"MS-SSIM: pytorch-msssim with {s['scales']} scales, {s['win_size']}-px Gaussian window, weights "
             f"{[round(w, 4) for w in s['weights']]} (the standard 5-scale/11-px setting needs > 160 px)")
 
@@ -160,11 +168,12 @@ def speed_table(decoded: dict[tuple[str, int], Decoded]) -> pd.DataFrame:
 FIXED_BYTES = 18
 
 
-def fixed_bytes_sentence(decoded: dict[tuple[str, int], Decoded], size: int) -> str:
+def fixed_bytes_sentence(decoded: dict[tuple[str, int], Decoded], size: int | Sequence[int]) -> str:
     """How large the fixed bytes are against a whole learned bitstream at this run's image size (Markdown)."""
-    sizes = np.concatenate([d.bpp * size * size / 8 for d in decoded.values() if d.bpp_est is not None])
+    h, w = frame_size(size)
+    sizes = np.concatenate([d.bpp * h * w / 8 for d in decoded.values() if d.bpp_est is not None])
     share = 100 * FIXED_BYTES / sizes
-    return (f"At this run's {size}-px frames a whole learned bitstream is {sizes.min():.0f}–{sizes.max():.0f} bytes, so "
+    return (f"At this run's {h}×{w}-px frames a whole learned bitstream is {sizes.min():.0f}–{sizes.max():.0f} bytes, so "
             f"the ~{FIXED_BYTES} fixed bytes alone are {share.min():.1f}–{share.max():.1f} % of it.")
 
 
@@ -255,9 +264,11 @@ DETECTION_COLUMNS = ["bpp", "psnr_db", "ms_ssim", "map_stage1", "map_stage2", "a
                      "ap75_stage1", "ap75_stage2"]
 
 
-def data_summary(dataset: str, train, calib, test, size: int, classes: Sequence[str] | None = None) -> str:
+def data_summary(dataset: str, train, calib, test, size: int | Sequence[int],
+                 classes: Sequence[str] | None = None) -> str:
     """One line on the splits' sizes (and the foreground classes, where given) at the working resolution."""
-    text = f"{dataset}: train {len(train)}, calibration {len(calib)}, test {len(test)} images at {size}x{size}"
+    h, w = frame_size(size)
+    text = f"{dataset}: train {len(train)}, calibration {len(calib)}, test {len(test)} images at {h}x{w} (HxW)"
     return text if classes is None else f"{text}; classes {classes}"
 
 

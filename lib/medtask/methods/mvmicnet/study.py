@@ -187,6 +187,9 @@ class CompressionStudy:
         if init == "zoo" and task not in ZOO_TASK_NETWORKS:
             raise InvalidParameterError(f"init='zoo': the zoo has no {task} network yet (`medtask zoo list`); "
                                         "use init='scratch'")
+        if init == "scratch" and task_steps < 1:
+            raise InvalidParameterError("task_steps=0 keeps the task network as it starts, which with init='scratch' "
+                                        "is random weights: give it steps (e.g. -p task_steps=300) or use init='zoo'")
         if train_crop is not None and task != "segmentation":
             raise InvalidParameterError("train_crop crops images and masks; it is not available for detection")
         self.init, self.zoo_data, self.train_crop = init, zoo_data, train_crop
