@@ -1,6 +1,10 @@
 """Study A's chapter helpers: published tables joined to the sweep, sentences from scores, Fig. 4's frames."""
 
+import pandas as pd
+import pytest
+
 from medtask.methods.mvmicnet import plots, report
+from medtask.methods.mvmicnet.codecs.classic import HEVC_NAME
 
 
 def test_published_tables2_3_numbers_points_by_rate():
@@ -32,3 +36,15 @@ def test_frame_indices_spread_over_the_test_set():
 def test_timings_frame_rounds_seconds():
     t = report.timings_frame({"total": 1.23456})
     assert t.iloc[0, 0] == 1.235 and t.columns[0].startswith("seconds")
+
+
+def test_targets_table_reads_the_original_score_the_kept_share_and_bd_psnr_against_hevc():
+    res = pd.DataFrame({"method": ["MBT2018-Mean"] * 2 + [HEVC_NAME] * 2, "bpp": [0.1, 0.2, 0.1, 0.2],
+                        "dice_stage1": [0.2, 0.45, 0.3, 0.4]})
+    bd = pd.DataFrame({"anchor": [HEVC_NAME, HEVC_NAME], "metric": ["psnr_db", "miou"],
+                       "measure": ["BD-psnr_db", "BD-miou"], "MBT2018-Mean": [-2.5, -9.0]})
+    t = report.targets_table("segmentation", res, {"dice": 0.5, "miou": 0.6}, bd)
+    assert list(t["met"]) == [True, True, True]
+    assert t["ours"].tolist() == pytest.approx([0.5, 0.9, -2.5])
+    t = report.targets_table("segmentation", res, {"dice": 0.6, "miou": 0.6}, bd.assign(**{"MBT2018-Mean": -4.0}))
+    assert list(t["met"]) == [True, False, False]
