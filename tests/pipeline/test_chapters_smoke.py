@@ -30,6 +30,11 @@ def test_chapter_runs_on_smoke_profile(stem, smoke_output, data_root):
     meta = executed["metadata"]["medtask"]
     last = executed["cells"][-1]
     assert "medtask-provenance" in last["metadata"]["tags"] and "| wall time |" in last["source"]
+    top = executed["cells"][1]  # right under the title: commit, profile, data, date, wall time
+    assert "".join(executed["cells"][0]["source"]).startswith("# ") and "\n" not in "".join(
+        executed["cells"][0]["source"]).strip()
+    assert top["metadata"]["tags"] == ["medtask-provenance-top"] and "profile `smoke`" in top["source"]
+    assert meta["git"]["commit"] is None or f"commit `{meta['git']['commit'][:12]}`" in top["source"]
     assert meta["profile"] == "smoke" and meta["parameters"]["profile"] == "smoke"
     assert meta["git"]["commit"] is None or len(meta["git"]["commit"]) == 40
     assert meta["wall_seconds"] > 0 and meta["packages"]["torch"]
@@ -98,3 +103,4 @@ def test_book_pages_in_a_browser(smoke_output, data_root):
     assert {"findings.html", "teachers.html", "generated/a1_compression_segmentation.html"} <= {
         p.relative_to(html).as_posix() for p in pages}
     assert not problems, f"{len(problems)} problem(s) in the browser:\n" + "\n".join(problems[:40])
+
