@@ -46,6 +46,17 @@ def _cmd_book(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_edition_save(args: argparse.Namespace) -> int:
+    from medtask import config
+    from medtask.pipeline.edition import edition_root, save_edition, summary
+
+    info = save_edition(args.profile)
+    print(summary(info))
+    where = config.display_path(edition_root())
+    print(f"written to {where}/; review it, then commit it (git add {where})")
+    return 0
+
+
 def _cmd_profiles(args: argparse.Namespace) -> int:
     from medtask.pipeline.profiles import PROFILES, chapters, load_profile, parameter_cell, resolve_notebook
 
@@ -110,6 +121,16 @@ def build_parser() -> argparse.ArgumentParser:
     book.add_argument("--jobs", type=int, default=1, metavar="N",
                       help="chapters executed at once, each in its own kernel (default 1; `make study` uses 2)")
     book.set_defaults(func=_cmd_book)
+
+    edition = sub.add_parser("edition", help="the published edition: executed chapters kept in edition/")
+    edition_sub = edition.add_subparsers(dest="edition_command", required=True)
+    save = edition_sub.add_parser(
+        "save", help="copy every chapter executed on the profile (and its tables) into edition/, shrunk",
+        description="Copy the chapters executed in the output root, their tables and run records into edition/ with "
+                    "EDITION.json; PNG outputs are re-encoded and downscaled, widget state dropped. Refuses a chapter "
+                    "that is missing, ran on another profile or failed, and an edition above 25 MB.")
+    save.add_argument("--profile", default="cpu", help="smoke | cpu | paper (default: cpu)")
+    save.set_defaults(func=_cmd_edition_save)
 
     prof = sub.add_parser("profiles", help="show each chapter's parameters and profiles")
     prof.add_argument("notebook", nargs="?", help="one chapter (default: all)")
