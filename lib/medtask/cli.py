@@ -40,8 +40,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_book(args: argparse.Namespace) -> int:
     from medtask.pipeline.book import build_book
 
-    html, _ = build_book(args.profile, only=args.only, run=not args.no_run, force=args.force,
-                         data_root=args.data_root, jobs=args.jobs, allow_unverified_data=args.allow_unverified_data)
+    html, _ = build_book(args.profile, only=args.only, run=not (args.no_run or args.edition), force=args.force,
+                         data_root=args.data_root, jobs=args.jobs, allow_unverified_data=args.allow_unverified_data,
+                         edition=True if args.edition else None)
     print(f"book built: {html / 'index.html'}")
     return 0
 
@@ -113,7 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
     book = sub.add_parser("book", help="run every chapter (cached) and build the HTML book into _build/html")
     book.add_argument("--profile", default="cpu", help="smoke | cpu | paper (default: cpu)")
     book.add_argument("--only", nargs="+", metavar="CHAPTER", help="run and build only these chapters")
-    book.add_argument("--no-run", action="store_true", help="build from the chapters already executed")
+    book.add_argument("--no-run", action="store_true",
+                      help="build from the chapters already executed, or from the published edition (edition/) "
+                           "when some chapter is not executed on the profile")
+    book.add_argument("--edition", action="store_true",
+                      help="build from the published edition in edition/ (runs nothing)")
     book.add_argument("--data-root", default=None, help="dataset folder (default: $MEDTASK_DATA or ./data)")
     book.add_argument("--force", action="store_true", help="execute every chapter again")
     book.add_argument("--allow-unverified-data", action="store_true",

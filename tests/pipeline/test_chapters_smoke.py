@@ -104,3 +104,25 @@ def test_book_pages_in_a_browser(smoke_output, data_root):
         p.relative_to(html).as_posix() for p in pages}
     assert not problems, f"{len(problems)} problem(s) in the browser:\n" + "\n".join(problems[:40])
 
+
+@pytest.mark.notebook
+def test_edition_of_the_smoke_chapters(smoke_output, data_root, tmp_path):
+    """The chapters executed above saved as an edition (elsewhere), checked, and built into a book of its own."""
+    from medtask.pipeline import edition
+    from medtask.pipeline.book import EDITION_BANNER, build_book
+
+    executed = sorted(p.stem for p in (smoke_output / "book" / "generated").glob("*.ipynb"))
+    if executed != sorted(profiles.chapters()):
+        pytest.skip("every chapter runs on smoke first (run this module whole)")
+    dest = tmp_path / "edition"
+    info = edition.save_edition("smoke", output_root=smoke_output, dest=dest)
+    assert info["bytes"] < edition.MAX_BYTES and (dest / "results" / "smoke" / "a1_compression_segmentation"
+                                                   / "claims.csv").is_file()
+    assert edition.edition_problems(dest) == []
+    leaks = [f"{p.relative_to(dest)}: {m.group(0)}" for p in dest.rglob("*") if p.is_file()
+             for m in MACHINE_PATH.finditer(p.read_text(errors="replace"))]
+    assert not leaks, "the edition names folders of the machine:\n" + "\n".join(leaks[:20])
+    html, records = build_book("smoke", edition=True, run=False, output_root=tmp_path / "reader", edition_root=dest)
+    assert records == []
+    for stem in executed:
+        assert EDITION_BANNER in (html / "generated" / f"{stem}.html").read_text()

@@ -1,4 +1,4 @@
-"""The published edition: ``medtask edition save`` and the committed ``edition/``.
+"""The published edition: ``medtask edition save``, the committed ``edition/``, and the book built from it.
 
 The chapters here are made as the runner leaves them (notebook with papermill's parameters and the provenance
 stamp, claims table, run record) without executing them; ``test_chapters_smoke.py`` saves and builds an edition
@@ -16,6 +16,7 @@ import pytest
 
 from medtask import config
 from medtask.cli import main
+from medtask.pipeline import book as book_mod
 from medtask.pipeline import edition as ed
 from medtask.pipeline.notebooks import read_chapter
 from medtask.pipeline.profiles import chapters, load_profile, resolve_notebook
@@ -210,3 +211,54 @@ def test_provenance_box_sits_under_the_title(executed):
     before = json.dumps(nb)
     stamp_provenance(nb, nb["metadata"]["medtask"])  # stamping again replaces, never adds
     assert json.dumps(nb) == before
+
+
+def test_book_chooses_between_output_root_and_edition(executed, tmp_path, monkeypatch):
+    """--no-run builds from the output root when every chapter ran there on the profile, else from the edition;
+    --edition always from the edition; no edition (or one of another profile) is a clear error."""
+    built = []
+    monkeypatch.setattr(book_mod, "_jupyter_book",
+                        lambda src, stems, profile, results, out, *, generated, announcement=None:
+                        built.append((generated, results, announcement)) or out)
+    dest = tmp_path / "edition"
+    kw = dict(run=False, output_root=executed, edition_root=dest)
+    with pytest.raises(book_mod.MedtaskError, match="no published edition"):
+        book_mod.build_book("smoke", edition=True, **kw)
+    ed.save_edition("smoke", output_root=executed, dest=dest)
+    book_mod.build_book("smoke", **kw)
+    assert built[-1][0] == generated_dir(executed) and built[-1][2] is None
+    book_mod.build_book("smoke", edition=True, **kw)
+    assert built[-1][1] == dest / "results" / "smoke" and book_mod.EDITION_BANNER in built[-1][2]
+    assert sorted(p.name for p in built[-1][0].iterdir()) == sorted(f"{s}.ipynb" for s in chapters())
+    failed = generated_dir(executed) / "c3_gradprom_extensions.failed.ipynb"  # a later run failed: the book keeps
+    failed.write_text("{}")                                                   # the executed chapter (save refuses it)
+    book_mod.build_book("smoke", **kw)
+    assert built[-1][0] == generated_dir(executed)
+    (generated_dir(executed) / "c3_gradprom_extensions.ipynb").unlink()
+    book_mod.build_book("smoke", **kw)
+    assert built[-1][1] == dest / "results" / "smoke"
+    with pytest.raises(book_mod.MedtaskError, match="executed on profile 'smoke', not 'cpu'.*--edition --profile smoke"):
+        book_mod.build_book("cpu", edition=True, **kw)
+    with pytest.raises(book_mod.MedtaskError, match="c3_gradprom_extensions .*no published edition"):
+        book_mod.build_book("smoke", run=False, output_root=executed, edition_root=tmp_path / "none")
+
+
+def test_book_builds_from_the_edition_with_its_banner_on_every_page(executed, tmp_path, monkeypatch):
+    dest = tmp_path / "edition"
+    ed.save_edition("smoke", output_root=executed, dest=dest)
+    monkeypatch.setenv(ed.EDITION_ENV, str(dest))
+    empty = tmp_path / "reader"  # a fresh checkout: nothing executed
+    monkeypatch.setenv("MEDTASK_OUTPUT", str(empty))
+    assert main(["book", "--profile", "smoke", "--no-run"]) == 0
+    html = empty / "_build" / "html"
+    assert 'url=intro.html' in (html / "index.html").read_text()
+    pages = sorted(p for p in html.rglob("*.html") if p.relative_to(html).parts[0] != "_static"
+                   and p.name not in ("index.html", "genindex.html", "search.html"))
+    assert {p.relative_to(html).as_posix() for p in pages} >= {
+        "intro.html", "findings.html", "reproducing.html", *(f"generated/{s}.html" for s in chapters())}
+    lacking = [p.relative_to(html).as_posix() for p in pages if book_mod.EDITION_BANNER not in p.read_text()]
+    assert not lacking, f"pages without the edition banner: {lacking}"
+    page = (html / "generated" / "a1_compression_segmentation.html").read_text()
+    assert f"commit <code class=\"docutils literal notranslate\"><span class=\"pre\">{COMMIT[:12]}" in page
+    assert "a1_compression_segmentation works" in (html / "findings.html").read_text()
+    assert not generated_dir(empty).exists(), "the edition is never copied into the output root's chapters"
