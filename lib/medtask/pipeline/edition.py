@@ -12,6 +12,7 @@ the edition (:func:`medtask.pipeline.book.build_book`); every page then says it 
 
 from __future__ import annotations
 
+import ast
 import base64
 import io
 import json
@@ -22,9 +23,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import papermill
+from PIL import Image
+
 from medtask import config, provenance
 from medtask.errors import MedtaskError
 from medtask.pipeline.profiles import chapters as all_chapters
+from medtask.pipeline.profiles import load_profile, parameter_cell, resolve_notebook
+from medtask.pipeline.runner import PATH_PARAMETERS, PROVENANCE_TOP_TAG, generated_dir, stamp_provenance
 
 #: moves the edition away from the repository's ``edition/`` (what the tests do)
 EDITION_ENV = "MEDTASK_EDITION"
@@ -75,8 +81,6 @@ def chapter_problems(profile: str, output_root: str | os.PathLike | None = None,
                      stems: list[str] | None = None, *, last_run: bool = True) -> dict[str, str]:
     """Chapter -> why its executed notebook in the output root cannot stand for ``profile`` (none: all can):
     missing, executed on another profile, holding an error output, or (``last_run``) run again since and failed."""
-    from medtask.pipeline.runner import generated_dir
-
     folder = generated_dir(output_root)
     run = f"`medtask run {{stem}} --profile {profile}`"
     problems: dict[str, str] = {}
@@ -101,8 +105,6 @@ def chapter_problems(profile: str, output_root: str | os.PathLike | None = None,
 def _png(data: str, max_width: int) -> tuple[str, tuple[int, int] | None]:
     """A base64 PNG re-encoded (optimised, an opaque alpha channel dropped, downscaled to ``max_width``); the new
     size when it was downscaled."""
-    from PIL import Image
-
     raw = base64.b64decode(data)
     with Image.open(io.BytesIO(raw)) as im:
         im.load()
@@ -161,8 +163,6 @@ def save_edition(profile: str = "cpu", *, output_root: str | os.PathLike | None 
     Nothing is changed unless every chapter is there, ran on ``profile`` without error, and the whole fits in
     ``max_bytes``; the edition is then replaced at once.
     """
-    from medtask.pipeline.runner import generated_dir, stamp_provenance
-
     stems = all_chapters()
     out = config.output_root(output_root)
     problems = chapter_problems(profile, output_root, stems)
@@ -257,8 +257,6 @@ def summary(info: dict[str, Any]) -> str:
 
 def _literal(source: str) -> Any:
     """A parameters-cell default (its source text) as a value where it is a literal, else the text."""
-    import ast
-
     try:
         return ast.literal_eval(source)
     except (ValueError, SyntaxError):
@@ -268,8 +266,6 @@ def _literal(source: str) -> Any:
 def effective_parameters(defaults: dict[str, str], injected: dict[str, Any]) -> dict[str, Any]:
     """What a chapter ran with: its parameters cell's ``defaults`` (source text) overridden by the ``injected``
     values, less the folders the runner passes (``results_dir``, ``data_root``)."""
-    from medtask.pipeline.runner import PATH_PARAMETERS
-
     out = {k: _literal(v) for k, v in defaults.items()}
     out.update(injected)
     return {k: v for k, v in out.items() if k not in PATH_PARAMETERS}
@@ -282,11 +278,6 @@ def edition_problems(root: str | os.PathLike | None = None) -> list[str]:
     provenance box at its top, and have run with the parameters its chapter has today on the edition's profile
     (its parameters cell, overridden by ``notebooks/profiles/<chapter>.yml``).
     """
-    import papermill
-
-    from medtask.pipeline.profiles import load_profile, parameter_cell, resolve_notebook
-    from medtask.pipeline.runner import PROVENANCE_TOP_TAG
-
     folder = edition_root(root)
     info = read_info(folder)
     if info is None:

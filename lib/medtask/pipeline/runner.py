@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import time
+from datetime import datetime, timezone
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -251,8 +252,6 @@ def provenance_markdown(record: dict[str, Any]) -> str:
 
 def _when(created: Any) -> str:
     """``2026-12-02T00:42:52+00:00`` as ``2026-12-02 00:42 UTC`` (as it is when it does not parse)."""
-    from datetime import datetime, timezone
-
     try:
         t = datetime.fromisoformat(str(created))
     except ValueError:
