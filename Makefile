@@ -9,7 +9,7 @@ PROFILE ?= cpu
 JOBS ?= 2
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup browser study book test zoo lock clean-notebooks clean
+.PHONY: setup browser study book edition test zoo lock clean-notebooks clean
 
 setup: $(STAMP)
 
@@ -31,8 +31,13 @@ browser:
 study: setup
 	$(BIN)/medtask book --profile $(PROFILE) --jobs $(JOBS)
 
+# the book without training: from the chapters `make study` executed when all are there, else from edition/
 book: setup
 	$(BIN)/medtask book --profile $(PROFILE) --no-run
+
+# replace the published edition (edition/) with the chapters `make study` executed (then review and commit it)
+edition: setup
+	$(BIN)/medtask edition save --profile $(PROFILE)
 
 test: setup browser
 	$(BIN)/python -m pytest -q

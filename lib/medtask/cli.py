@@ -40,9 +40,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_book(args: argparse.Namespace) -> int:
     from medtask.pipeline.book import build_book
 
-    html, _ = build_book(args.profile, only=args.only, run=not args.no_run, force=args.force,
-                         data_root=args.data_root, jobs=args.jobs, allow_unverified_data=args.allow_unverified_data)
+    html, _ = build_book(args.profile, only=args.only, run=not (args.no_run or args.edition), force=args.force,
+                         data_root=args.data_root, jobs=args.jobs, allow_unverified_data=args.allow_unverified_data,
+                         edition=True if args.edition else None)
     print(f"book built: {html / 'index.html'}")
+    return 0
+
+
+def _cmd_edition_save(args: argparse.Namespace) -> int:
+    from medtask import config
+    from medtask.pipeline.edition import edition_root, save_edition, summary
+
+    info = save_edition(args.profile)
+    print(summary(info))
+    where = config.display_path(edition_root())
+    print(f"written to {where}/; review it, then commit it (git add {where})")
     return 0
 
 
@@ -102,7 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
     book = sub.add_parser("book", help="run every chapter (cached) and build the HTML book into _build/html")
     book.add_argument("--profile", default="cpu", help="smoke | cpu | paper (default: cpu)")
     book.add_argument("--only", nargs="+", metavar="CHAPTER", help="run and build only these chapters")
-    book.add_argument("--no-run", action="store_true", help="build from the chapters already executed")
+    book.add_argument("--no-run", action="store_true",
+                      help="build from the chapters already executed, or from the published edition (edition/) "
+                           "when some chapter is not executed on the profile")
+    book.add_argument("--edition", action="store_true",
+                      help="build from the published edition in edition/ (runs nothing)")
     book.add_argument("--data-root", default=None, help="dataset folder (default: $MEDTASK_DATA or ./data)")
     book.add_argument("--force", action="store_true", help="execute every chapter again")
     book.add_argument("--allow-unverified-data", action="store_true",
@@ -110,6 +126,16 @@ def build_parser() -> argparse.ArgumentParser:
     book.add_argument("--jobs", type=int, default=1, metavar="N",
                       help="chapters executed at once, each in its own kernel (default 1; `make study` uses 2)")
     book.set_defaults(func=_cmd_book)
+
+    edition = sub.add_parser("edition", help="the published edition: executed chapters kept in edition/")
+    edition_sub = edition.add_subparsers(dest="edition_command", required=True)
+    save = edition_sub.add_parser(
+        "save", help="copy every chapter executed on the profile (and its tables) into edition/, shrunk",
+        description="Copy the chapters executed in the output root, their tables and run records into edition/ with "
+                    "EDITION.json; PNG outputs are re-encoded and downscaled, widget state dropped. Refuses a chapter "
+                    "that is missing, ran on another profile or failed, and an edition above 25 MB.")
+    save.add_argument("--profile", default="cpu", help="smoke | cpu | paper (default: cpu)")
+    save.set_defaults(func=_cmd_edition_save)
 
     prof = sub.add_parser("profiles", help="show each chapter's parameters and profiles")
     prof.add_argument("notebook", nargs="?", help="one chapter (default: all)")

@@ -30,6 +30,11 @@ def test_chapter_runs_on_smoke_profile(stem, smoke_output, data_root):
     meta = executed["metadata"]["medtask"]
     last = executed["cells"][-1]
     assert "medtask-provenance" in last["metadata"]["tags"] and "| wall time |" in last["source"]
+    top = executed["cells"][1]  # right under the title: commit, profile, data, date, wall time
+    assert "".join(executed["cells"][0]["source"]).startswith("# ") and "\n" not in "".join(
+        executed["cells"][0]["source"]).strip()
+    assert top["metadata"]["tags"] == ["medtask-provenance-top"] and "profile `smoke`" in top["source"]
+    assert meta["git"]["commit"] is None or f"commit `{meta['git']['commit'][:12]}`" in top["source"]
     assert meta["profile"] == "smoke" and meta["parameters"]["profile"] == "smoke"
     assert meta["git"]["commit"] is None or len(meta["git"]["commit"]) == 40
     assert meta["wall_seconds"] > 0 and meta["packages"]["torch"]
@@ -98,3 +103,26 @@ def test_book_pages_in_a_browser(smoke_output, data_root):
     assert {"findings.html", "teachers.html", "generated/a1_compression_segmentation.html"} <= {
         p.relative_to(html).as_posix() for p in pages}
     assert not problems, f"{len(problems)} problem(s) in the browser:\n" + "\n".join(problems[:40])
+
+
+@pytest.mark.notebook
+def test_edition_of_the_smoke_chapters(smoke_output, data_root, tmp_path):
+    """The chapters executed above saved as an edition (elsewhere), checked, and built into a book of its own."""
+    from medtask.pipeline import edition
+    from medtask.pipeline.book import EDITION_BANNER, build_book
+
+    executed = sorted(p.stem for p in (smoke_output / "book" / "generated").glob("*.ipynb"))
+    if executed != sorted(profiles.chapters()):
+        pytest.skip("every chapter runs on smoke first (run this module whole)")
+    dest = tmp_path / "edition"
+    info = edition.save_edition("smoke", output_root=smoke_output, dest=dest)
+    assert info["bytes"] < edition.MAX_BYTES and (dest / "results" / "smoke" / "a1_compression_segmentation"
+                                                   / "claims.csv").is_file()
+    assert edition.edition_problems(dest) == []
+    leaks = [f"{p.relative_to(dest)}: {m.group(0)}" for p in dest.rglob("*") if p.is_file()
+             for m in MACHINE_PATH.finditer(p.read_text(errors="replace"))]
+    assert not leaks, "the edition names folders of the machine:\n" + "\n".join(leaks[:20])
+    html, records = build_book("smoke", edition=True, run=False, output_root=tmp_path / "reader", edition_root=dest)
+    assert records == []
+    for stem in executed:
+        assert EDITION_BANNER in (html / "generated" / f"{stem}.html").read_text()

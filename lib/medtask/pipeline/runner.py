@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import time
+from datetime import datetime, timezone
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -153,6 +154,8 @@ def run_notebook(
 
 
 PROVENANCE_TAG = "medtask-provenance"
+#: the tag of the short provenance box inserted after a chapter's title
+PROVENANCE_TOP_TAG = "medtask-provenance-top"
 #: parameters the runner passes to the kernel through the environment (``MEDTASK_DATA``, ``MEDTASK_OUTPUT``)
 PATH_PARAMETERS = ("results_dir", "data_root")
 
@@ -247,12 +250,68 @@ def provenance_markdown(record: dict[str, Any]) -> str:
             f"{record.get('profile')}/{record.get('chapter')}/run.json`).\n\n| | |\n|---|---|\n{table}\n")
 
 
+def _when(created: Any) -> str:
+    """``2026-12-02T00:42:52+00:00`` as ``2026-12-02 00:42 UTC`` (as it is when it does not parse)."""
+    try:
+        t = datetime.fromisoformat(str(created))
+    except ValueError:
+        return str(created or "at an unknown date")
+    if t.tzinfo is None:
+        return t.strftime("%Y-%m-%d %H:%M")
+    return t.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def provenance_top_markdown(record: dict[str, Any]) -> str:
+    """The short box at the top of every executed chapter: commit, profile, data, date and wall time in two lines
+    (the closing section, :func:`provenance_markdown`, has the rest). Folders are shown as pages show them."""
+    git = record.get("git", {})
+    commit = (git.get("commit") or "unknown")[:12]
+    dirty = " (with uncommitted changes)" if git.get("dirty") else ""
+    used = record.get("datasets_used") or {}
+    data = ", ".join(f"{k} `{str(v).rsplit(':', 1)[-1][:12]}`" for k, v in sorted(used.items())) or "none read"
+    root = (record.get("parameters") or {}).get("data_root")
+    where = f" from `{config.display_path(root)}`" if root and used else ""
+    unverified = " **(unverified data)**" if record.get("allow_unverified_data") else ""
+    return (f"```{{admonition}} Provenance\n:class: note\n"
+            f"Executed on profile `{record.get('profile')}` at commit `{commit}`{dirty}, {_when(record.get('created'))}, "
+            f"in {_duration(record.get('wall_seconds'))}; data: {data}{where}{unverified}.\n"
+            "The full record closes this page (*Provenance of this page*).\n```\n")
+
+
+def _title_index(cells: list[dict[str, Any]]) -> int:
+    """Index of the chapter's title cell (the first Markdown cell opening with a ``#`` heading); -1 if none."""
+    for i, c in enumerate(cells):
+        src = "".join(c["source"]) if isinstance(c.get("source"), list) else c.get("source", "")
+        if c.get("cell_type") == "markdown" and src.lstrip().startswith("# "):
+            return i
+    return -1
+
+
 def stamp_provenance(nb: dict[str, Any], record: dict[str, Any]) -> None:
-    """Store ``record`` in the notebook's metadata and (re)write its closing provenance section."""
+    """Store ``record`` in the notebook's metadata and (re)write its provenance: a short box right after the title
+    (:data:`PROVENANCE_TOP_TAG`) and the closing section (:data:`PROVENANCE_TAG`)."""
     nb.setdefault("metadata", {})["medtask"] = record
-    nb["cells"] = [c for c in nb["cells"] if PROVENANCE_TAG not in c.get("metadata", {}).get("tags", [])]
-    nb["cells"].append({"cell_type": "markdown", "metadata": {"tags": [PROVENANCE_TAG]},
-                        "source": provenance_markdown(record)})
+    tags = {PROVENANCE_TAG, PROVENANCE_TOP_TAG}
+    nb["cells"] = [c for c in nb["cells"] if not tags & set(c.get("metadata", {}).get("tags", []))]
+    with_ids = (nb.get("nbformat", 4), nb.get("nbformat_minor", 0)) >= (4, 5)  # cell ids from nbformat 4.5 on
+
+    def cell(tag: str, source: str) -> dict[str, Any]:
+        return {"cell_type": "markdown", **({"id": tag} if with_ids else {}), "metadata": {"tags": [tag]},
+                "source": source}
+
+    at = _title_index(nb["cells"])
+    if at >= 0:  # a title cell that goes on after its heading is split, so that the box sits right under the title
+        title = nb["cells"][at]
+        src = "".join(title["source"]) if isinstance(title["source"], list) else title["source"]
+        head, _, rest = src.lstrip().partition("\n")
+        if rest.strip():
+            body = {**title, "metadata": dict(title.get("metadata", {})), "source": rest.lstrip("\n")}
+            if "id" in title:
+                body["id"] = f"{title['id']}-body"[-64:]
+            nb["cells"][at] = {**title, "source": head + "\n"}
+            nb["cells"].insert(at + 1, body)
+    nb["cells"].insert(at + 1, cell(PROVENANCE_TOP_TAG, provenance_top_markdown(record)))
+    nb["cells"].append(cell(PROVENANCE_TAG, provenance_markdown(record)))
 
 
 def error_cells(executed: Path) -> list[str]:
