@@ -85,6 +85,7 @@ def test_chapter_results_carry_provenance(tmp_path):
     pd.testing.assert_frame_equal(pd.read_csv(path), df)  # plain CSV: no options needed, nor a comment line
     assert path.read_text().splitlines()[0] == "method,psnr"
     assert (tmp_path / "r" / "table.csv.provenance.json").is_file()
+    assert ch.table(df.head(1), "first") is not None and len(pd.read_csv(tmp_path / "r" / "first.csv")) == 1
     prov = read_provenance(path)
     assert prov["profile"] == "smoke" and prov["parameters"] == {"steps": 3} and "commit" in prov["git"]
     assert prov["packages"]["torch"] and prov["wall_seconds"] >= 0

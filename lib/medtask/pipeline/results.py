@@ -205,6 +205,11 @@ class Chapter:
         _atomic_write_text(path, df.to_csv(index=index))
         return SavedPath(path)
 
+    def table(self, df: "pandas.DataFrame", name: str, index: bool = False) -> "pandas.DataFrame":  # noqa: F821
+        """:meth:`save_table`, then ``df`` itself, for a chapter to display in the same line."""
+        self.save_table(df, name, index=index)
+        return df
+
     def save_json(self, obj: Any, name: str) -> Path:
         """Write ``<name>.json`` as ``{"provenance": ..., "data": obj}``."""
         path = self.dir / f"{name}.json"
