@@ -271,3 +271,14 @@ def test_load_splits_channels_turns_every_kind_grey_or_rgb(tmp_path):
     with pytest.raises(InvalidParameterError, match="channels must be 1"):
         data.load(f"folder:{cls}", "train", channels=2)
 
+
+def test_split_names_of_every_kind(polyps, tmp_path):
+    src, root = polyps
+    rows = "".join(f"{k},{'test' if k > 8 else 'train'}\n" for k in range(1, 11))
+    (src / "splits.csv").write_text("id,split\n" + rows)
+    user_manifests.add("mine", src, root=root)
+    cls = fx.imagefolder(tmp_path / "cls", n=2, splits=("train", "val", "test"))
+    assert sources.split_names(f"folder:{src}") == sources.split_names("mine", root) == ["train", "test"]
+    assert sorted(sources.split_names(f"folder:{cls}")) == ["test", "train", "val"]
+    assert sources.split_names("phantom-vessels") == ["train", "val", "test"]
+    assert sources.split_names("DRIVE") == ["train", "test"]

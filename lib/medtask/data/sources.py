@@ -109,6 +109,20 @@ def tasks(name: str, root: str | os.PathLike | None = None) -> list[str]:
     return list(manifests.load_manifest(name)["tasks"])
 
 
+def split_names(name: str, root: str | os.PathLike | None = None) -> list[str]:
+    """The splits dataset ``name`` has (``"all"`` aside): a ``folder:`` path's from its index (no image is decoded),
+    a registered folder's as recorded at ``medtask data add``, a phantom's train/val/test, a shipped dataset's as
+    its manifest counts them."""
+    k = kind(name, root)
+    if k == "folder":
+        return list(folder.index_folder(folder.folder_path(name)).splits)
+    if k == "registered":
+        return list(user_manifests.find_user_manifest(name, root)["splits"]["counts"])
+    if k == "phantom":
+        return list(phantoms.DEFAULT_N)
+    return list(manifests.load_manifest(name)["splits"]["counts"])
+
+
 def check_task(name: str, task: str, root: str | os.PathLike | None = None) -> str:
     """``name`` when it serves ``task``; else :class:`InvalidParameterError` saying what it is and what to give.
 
