@@ -282,3 +282,15 @@ def test_split_names_of_every_kind(polyps, tmp_path):
     assert sorted(sources.split_names(f"folder:{cls}")) == ["test", "train", "val"]
     assert sources.split_names("phantom-vessels") == ["train", "val", "test"]
     assert sources.split_names("DRIVE") == ["train", "test"]
+
+
+def test_data_markdown_when_the_test_set_is_one_of_the_training_sets(polyps, tmp_path):
+    src, root = polyps
+    user_manifests.add("mine", src, root=root)
+    other = f"folder:{fx.segmentation(tmp_path / 'other', n=5)}"
+    text = sources.data_markdown(["mine", other], "mine", root)
+    assert "cross-dataset" not in text and "another collection" not in text
+    assert text.startswith("Data: ") and f"test split of **mine (registered folder {src.resolve()})**" in text
+    assert sources.fingerprint("mine", root) in text and sources.fingerprint(other) in text
+    assert "test split of" not in sources.data_markdown(["mine", other], None, root)
+    assert "cross-dataset" in sources.data_markdown(["mine"], other, root)

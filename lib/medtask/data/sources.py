@@ -202,7 +202,8 @@ def eval_name(dataset: str, test_dataset: str | None = None) -> str:
 def data_markdown(dataset: str | Sequence[str], test_dataset: str | None = None,
                   root: str | os.PathLike | None = None) -> str:
     """The page's sentence on its data: label and fingerprint of the training set(s) and, where the chapter
-    tests on another dataset (``test_dataset``), of that one too (Markdown)."""
+    tests on another dataset (``test_dataset`` not among them), of that one too (Markdown). A ``test_dataset``
+    that is one of several training sets is named as the one whose test split is scored."""
     def one(name: str) -> str:
         try:
             return f"**{label(name, root)}** (fingerprint `{fingerprint(name, root, strict=False)}`)"
@@ -213,6 +214,9 @@ def data_markdown(dataset: str | Sequence[str], test_dataset: str | None = None,
     train = " and ".join(one(n) for n in names)
     if test_dataset is None or (len(names) == 1 and test_dataset == names[0]):
         return f"Data: {train}; trained on the train split, tested on the test split."
+    if test_dataset in names:
+        return (f"Data: {train}; trained on the train split, tested on the test split of "
+                f"**{label(test_dataset, root)}** (one of the training sets) only.")
     return (f"Trained on {train} (train split); tested on {one(test_dataset)} (its test split): "
             "a cross-dataset test, so the test images come from another collection than the training images.")
 
