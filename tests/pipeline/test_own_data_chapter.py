@@ -96,3 +96,15 @@ def test_c2_and_b1_train_on_a_folder_and_test_on_another(stem, params, folders, 
     page = _page(rec)
     assert f"unregistered folder {train.resolve()}" in page and "cross-dataset" in page
     assert f"other-polyps (registered folder {other.resolve()})" in page
+
+
+@pytest.mark.notebook
+def test_b1_tested_elsewhere_reuses_the_arms_trained_on_its_sources(folders, tmp_path, data_root):
+    train, _other, root = folders
+    (root / "ARCADE_stenosis_mini_subset").symlink_to(data_root / "ARCADE_stenosis_mini_subset")
+    runs = [run_notebook("b1_angio_quality", "smoke", {"datasets": [f"folder:{train}"], "test_dataset": test,
+                                                       "size": 32}, data_root=root, output_root=tmp_path / "out",
+                         progress=False) for test in (None, "other-polyps")]
+    assert all(error_cells(r.executed) == [] for r in runs) and not runs[1].cached
+    arts = json.loads(runs[1].executed.read_text())["metadata"]["medtask"]["artefacts"]
+    assert arts and all(a["reused"] for a in arts), "testing elsewhere must reuse the arms trained on the folder"
