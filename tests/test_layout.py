@@ -121,3 +121,13 @@ def test_chapters_are_thin(path):
     assert n <= MAX_CHAPTER_CODE_LINES, (
         f"{path.name} has {n} lines of code (at most {MAX_CHAPTER_CODE_LINES}): move tables, figure inputs and "
         f"sentences into the method's report.py / plots.py")
+
+
+@pytest.mark.parametrize("path", [p for p in sorted(NOTEBOOKS.glob("*.md")) if "\ntest_dataset = " in p.read_text()],
+                         ids=lambda p: p.stem)
+def test_chapters_with_a_test_dataset_key_their_training_without_it(path):
+    """A chapter that can test on another dataset leaves it out of its training keys, so that changing only
+    ``test_dataset`` reuses the trained networks."""
+    assert re.search(r"test_only=\w+\.test_only\(datasets?, test_dataset\)", path.read_text()), (
+        f"{path.name} has a test_dataset parameter but passes no test_only=sources.test_only(..., test_dataset) "
+        "to its Chapter: give it, if its training samples do not depend on test_dataset")

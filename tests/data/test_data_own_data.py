@@ -249,3 +249,48 @@ def test_a_chapter_refuses_a_bad_or_edited_folder_before_training(polyps, tmp_pa
     (src / "masks" / "3.png").write_bytes(b"not a png")
     with pytest.raises(MedtaskError, match=r"3\.png"):  # an unreadable mask stops the load with its file named
         data.load(f"folder:{src}", "all")
+
+
+def test_load_splits_channels_turns_every_kind_grey_or_rgb(tmp_path):
+    """C1 loads its data with ``channels=1``: a class-folder, a registered folder and a phantom all take it."""
+    root = tmp_path / "root"
+    cls = fx.imagefolder(tmp_path / "cls", classes=("covid", "normal"), n=3, splits=("train", "test"))
+    user_manifests.add("ct", fx.labels_csv(tmp_path / "ct", n=6, split_column=True), root=root)
+    train, test = sources.load_splits(f"folder:{cls}", "ct", root=root, size=8, channels=1)
+    assert train[0]["image"].shape == (1, 8, 8) and test[0]["image"].shape == (1, 8, 8)
+    assert len(train) == 6 and len(test) == 2
+    rgb, grey = (data.load(f"folder:{cls}", "train", limit=1, **kw).records[0].image for kw in ({}, {"channels": 1}))
+    luma = (rgb.astype(int) * [299, 587, 114]).sum(-1) / 1000  # ITU-R 601-2, as Pillow's "L"
+    assert rgb.shape == (12, 16, 3) and grey.shape == (12, 16, 1) and abs(grey[..., 0] - luma).max() <= 1
+    ph_train, ph_test = sources.load_splits("phantom-polyp", "phantom-polyp", size=8, channels=1)
+    assert ph_train[0]["image"].shape == ph_test[0]["image"].shape == (1, 8, 8)
+    classes3 = data.load("phantom-classes", "test", size=8, n=2, channels=3)
+    assert classes3[0]["image"].shape == (3, 8, 8)
+    assert data.load("phantom-classes", "test", size=8)[0]["image"].shape[0] == 1  # as generated: grey
+    assert bool((classes3[0]["image"][0] == classes3[0]["image"][2]).all())
+    with pytest.raises(InvalidParameterError, match="channels must be 1"):
+        data.load(f"folder:{cls}", "train", channels=2)
+
+
+def test_split_names_of_every_kind(polyps, tmp_path):
+    src, root = polyps
+    rows = "".join(f"{k},{'test' if k > 8 else 'train'}\n" for k in range(1, 11))
+    (src / "splits.csv").write_text("id,split\n" + rows)
+    user_manifests.add("mine", src, root=root)
+    cls = fx.imagefolder(tmp_path / "cls", n=2, splits=("train", "val", "test"))
+    assert sources.split_names(f"folder:{src}") == sources.split_names("mine", root) == ["train", "test"]
+    assert sorted(sources.split_names(f"folder:{cls}")) == ["test", "train", "val"]
+    assert sources.split_names("phantom-vessels") == ["train", "val", "test"]
+    assert sources.split_names("DRIVE") == ["train", "test"]
+
+
+def test_data_markdown_when_the_test_set_is_one_of_the_training_sets(polyps, tmp_path):
+    src, root = polyps
+    user_manifests.add("mine", src, root=root)
+    other = f"folder:{fx.segmentation(tmp_path / 'other', n=5)}"
+    text = sources.data_markdown(["mine", other], "mine", root)
+    assert "cross-dataset" not in text and "another collection" not in text
+    assert text.startswith("Data: ") and f"test split of **mine (registered folder {src.resolve()})**" in text
+    assert sources.fingerprint("mine", root) in text and sources.fingerprint(other) in text
+    assert "test split of" not in sources.data_markdown(["mine", other], None, root)
+    assert "cross-dataset" in sources.data_markdown(["mine"], other, root)

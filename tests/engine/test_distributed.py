@@ -152,6 +152,36 @@ def test_shard_batch_gives_each_rank_its_block():
         distributed.shard_batch(batch, 0, 4)
 
 
+def test_ranks_draw_their_own_dropout_and_share_the_global_noise(monkeypatch):
+    """Two ranks of one step, simulated in this process: each draws its own dropout masks (and the next step others
+    again), the global-batch noise is cut from the one-process draw, and the main generator goes on alike on both."""
+    drop = nn.Dropout(0.5)
+    torch.manual_seed(0)
+    start = torch.get_rng_state()
+    monkeypatch.setattr(distributed, "_IN_STEP", True)
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    masks, noise, after = {}, {}, {}
+    for step in (3, 4):
+        for r in (0, 1):
+            monkeypatch.setattr(distributed, "rank", lambda r=r: r)
+            torch.set_rng_state(start)
+            with distributed.rank_streams(step):
+                masks[step, r] = drop(torch.ones(256)) > 0
+                noise[step, r] = distributed.rank_slice_uniform(torch.empty(2, 5), -0.5, 0.5)
+            after[step, r] = torch.get_rng_state()
+    assert not torch.equal(masks[3, 0], masks[3, 1]) and not torch.equal(masks[3, 0], masks[4, 0])
+    torch.set_rng_state(start)
+    one_process = torch.empty(4, 5).uniform_(-0.5, 0.5)
+    assert torch.equal(torch.cat([noise[3, 0], noise[3, 1]]), one_process)
+    assert all(torch.equal(a, torch.get_rng_state()) for a in after.values())
+    monkeypatch.undo()
+    torch.set_rng_state(start)  # one process: the step draws from the main generator, as without a scope
+    with distributed.step_scope(3):
+        plain = drop(torch.ones(256)) > 0
+    torch.set_rng_state(start)
+    assert torch.equal(plain, drop(torch.ones(256)) > 0)
+
+
 def test_torchrun_commands():
     one = launch.torchrun_command(["zoo", "train", "x"], 2)
     assert one[1:4] == ["-m", "torch.distributed.run", "--standalone"] and "--nproc-per-node=2" in one

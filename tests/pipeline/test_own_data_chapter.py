@@ -96,3 +96,28 @@ def test_c2_and_b1_train_on_a_folder_and_test_on_another(stem, params, folders, 
     page = _page(rec)
     assert f"unregistered folder {train.resolve()}" in page and "cross-dataset" in page
     assert f"other-polyps (registered folder {other.resolve()})" in page
+
+
+@pytest.mark.notebook
+def test_b1_tested_elsewhere_reuses_the_arms_trained_on_its_sources(folders, tmp_path, data_root):
+    train, _other, root = folders
+    (root / "ARCADE_stenosis_mini_subset").symlink_to(data_root / "ARCADE_stenosis_mini_subset")
+    runs = [run_notebook("b1_angio_quality", "smoke", {"datasets": [f"folder:{train}"], "test_dataset": test,
+                                                       "size": 32}, data_root=root, output_root=tmp_path / "out",
+                         progress=False) for test in (None, "other-polyps")]
+    assert all(error_cells(r.executed) == [] for r in runs) and not runs[1].cached
+    arts = json.loads(runs[1].executed.read_text())["metadata"]["medtask"]["artefacts"]
+    assert arts and all(a["reused"] for a in arts), "testing elsewhere must reuse the arms trained on the folder"
+
+
+@pytest.mark.notebook
+def test_c1_trains_on_a_class_folder_and_tests_on_a_registered_one(tmp_path):
+    """C1 loads its data grey (channels=1): a class-folder and a registered labels.csv folder both take it."""
+    root = tmp_path / "root"
+    scans = fx.imagefolder(tmp_path / "scans", classes=("covid", "normal"), n=8, splits=("train", "test"))
+    user_manifests.add("other-scans", fx.labels_csv(tmp_path / "other", n=8, split_column=True), root=root)
+    rec = run_notebook("c1_gradprom_diagnosis", "smoke", {"dataset": f"folder:{scans}", "test_dataset": "other-scans"},
+                       data_root=root, output_root=tmp_path / "out", progress=False)
+    assert error_cells(rec.executed) == []
+    page = _page(rec)
+    assert f"unregistered folder {scans.resolve()}" in page and "cross-dataset" in page

@@ -578,27 +578,28 @@ def _segmentation_classes(index: FolderIndex, name: str, mask_mode: str) -> list
     return ["background", *[f"class {k}" for k in range(1, top + 1)]]
 
 
-def sample_reader(index: FolderIndex, name: str, *, mask_mode: str = "auto",
-                  drop_degenerate: bool = True) -> Callable[[str], Record]:
-    """``fn(id) -> Record``: decodes one sample of an indexed folder, with the size and annotation checks."""
+def sample_reader(index: FolderIndex, name: str, *, mask_mode: str = "auto", drop_degenerate: bool = True,
+                  channels: int = 3) -> Callable[[str], Record]:
+    """``fn(id) -> Record``: decodes one sample of an indexed folder (images with ``channels`` 3, RGB, or 1, grey),
+    with the size and annotation checks."""
     path = index.path
     if index.task == "segmentation":
         def reader(i: str) -> Record:
             ip, mp = index.items[i]
-            img = decode_image(ip, name)
+            img = decode_image(ip, name, channels)
             mask = read_seg_mask(mp, name, mask_mode)
             check_same_size(img, mask, ip, mp)
             return Record(id=i, image=img, mask=mask)
     elif index.layout == "voc":
         def reader(i: str) -> Record:
             ip, xp = index.items[i]
-            img = decode_image(ip, name)
+            img = decode_image(ip, name, channels)
             boxes, labels, hw = parse_voc_xml(xp, tuple(index.classes))
             return _detection_record(i, img, boxes, labels, hw, ip, xp, drop_degenerate)
     elif index.layout == "coco":
         def reader(i: str) -> Record:
             it = index.items[i]
-            img = decode_image(it["file"], name)
+            img = decode_image(it["file"], name, channels)
             boxes = np.asarray(it["boxes"], dtype=np.float32).reshape(-1, 4)
             labels = np.asarray(it["labels"], dtype=np.int64)
             hw = it["hw"] if all(it["hw"]) else None
@@ -606,7 +607,7 @@ def sample_reader(index: FolderIndex, name: str, *, mask_mode: str = "auto",
     else:
         def reader(i: str) -> Record:
             p, lab = index.items[i]
-            return Record(id=i, image=decode_image(p, name), label=int(lab))
+            return Record(id=i, image=decode_image(p, name, channels), label=int(lab))
     return reader
 
 
@@ -653,17 +654,20 @@ def check_folder(index: FolderIndex, name: str, *, mask_mode: str = "auto", drop
 def load_folder(path: str | os.PathLike, split: str, *, task: str | None = None, name: str | None = None,
                 classes: str | Sequence[str] | None = None, size: Any = None, limit: int | None = None,
                 split_rule: str = "auto", fractions: Sequence[float] = DEFAULT_FRACTIONS, seed: int = 0,
-                gap: int = 0, mask_mode: str = "auto", drop_degenerate: bool = True, **unknown: Any) -> Dataset:
-    """Load ``split`` of a dataset folder in one of the layouts of the module doc (task detected when not given)."""
+                gap: int = 0, mask_mode: str = "auto", drop_degenerate: bool = True, channels: int = 3,
+                **unknown: Any) -> Dataset:
+    """Load ``split`` of a dataset folder in one of the layouts of the module doc (task detected when not given);
+    images are RGB (``channels=3``, a grey image repeated) or grey (``channels=1``)."""
     path = Path(path)
     name = name or f"{FOLDER_PREFIX}{path}"
     if unknown:
         raise InvalidParameterError(f"{name}: unknown options {sorted(unknown)}; folder datasets take task, classes, "
-                                    "split_rule, fractions, seed, gap, mask_mode, drop_degenerate, size, limit")
+                                    "split_rule, fractions, seed, gap, mask_mode, drop_degenerate, channels, size, "
+                                    "limit")
     size = parse_size(size)
     index = index_folder(path, task, classes=classes, split_rule=split_rule, fractions=fractions, seed=seed, gap=gap)
     chosen = _splits.select(index.splits, split, name)
-    reader = sample_reader(index, name, mask_mode=mask_mode, drop_degenerate=drop_degenerate)
+    reader = sample_reader(index, name, mask_mode=mask_mode, drop_degenerate=drop_degenerate, channels=channels)
     records = load_records(chosen, reader, limit, size, desc=f"decoding {name}")
     cls = resolve_classes(index, name, mask_mode)
     if index.task == "segmentation":

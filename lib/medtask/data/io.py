@@ -52,14 +52,27 @@ def read_image(path: str | os.PathLike, channels: int = 3) -> np.ndarray:
         arr = np.asarray(img, dtype=np.float64)
         hi = arr.max() or 1.0
         img = Image.fromarray(np.round(arr * (255.0 / hi)).astype(np.uint8))
+    return _pil_channels(img, channels)
+
+
+def _pil_channels(img: Image.Image, channels: int) -> np.ndarray:
+    """``uint8 [H, W, channels]`` of a Pillow image: ``"RGB"`` (grey repeated) or ``"L"`` (ITU-R 601-2 luma)."""
     if channels == 3:
         img = img.convert("RGB")
     elif channels == 1:
         img = img.convert("L")
     else:
-        raise InvalidParameterError(f"channels must be 1 or 3, got {channels}")
+        raise InvalidParameterError(f"channels must be 1 (grey) or 3 (RGB), got {channels!r}")
     arr = np.array(img, dtype=np.uint8)
     return arr[..., None] if arr.ndim == 2 else arr
+
+
+def with_channels(image: np.ndarray, channels: int) -> np.ndarray:
+    """A decoded ``uint8 [H, W, C]`` image as ``channels`` 1 (grey, as :func:`read_image` makes it) or 3 (RGB,
+    a grey image repeated); an image that already has ``channels`` is returned as it is."""
+    if image.shape[2] == channels:
+        return image
+    return _pil_channels(Image.fromarray(image[..., 0] if image.shape[2] == 1 else image), channels)
 
 
 def read_mask(path: str | os.PathLike, threshold: int | None = 127) -> np.ndarray:

@@ -20,7 +20,7 @@ import numpy as np
 from skimage import draw
 from scipy import ndimage
 
-from medtask.data.io import Dataset, Record, parse_size
+from medtask.data.io import Dataset, Record, parse_size, with_channels
 from medtask.errors import InvalidParameterError
 
 VERSION = 1
@@ -152,8 +152,11 @@ def _classes(rng: np.random.Generator, h: int, w: int, label: int) -> np.ndarray
 
 
 def load_phantom(name: str, split: str, *, size=None, limit=None, n: int | None = None, seed: int = 0,
-                 **unknown: Any) -> Dataset:
-    """Generate ``n`` samples (default 64/16/16 for train/val/test) of a phantom at ``size`` (default 64x64)."""
+                 channels: int | None = None, **unknown: Any) -> Dataset:
+    """Generate ``n`` samples (default 64/16/16 for train/val/test) of a phantom at ``size`` (default 64x64).
+
+    ``channels`` 1 or 3 turns the images grey or RGB (:func:`medtask.data.io.with_channels`); ``None`` keeps the
+    generator's (RGB, grey for ``phantom-classes``)."""
     key = _key(name)
     if key not in PHANTOMS:
         raise InvalidParameterError(f"unknown phantom {name!r}; choose one of {sorted(PHANTOMS)}")
@@ -182,4 +185,7 @@ def load_phantom(name: str, split: str, *, size=None, limit=None, n: int | None 
         else:
             label = k % 2
             recs.append(Record(rid, _classes(rng, h, w, label), label=label))
+    if channels is not None:
+        for r in recs:
+            r.image = with_channels(r.image, channels)
     return Dataset(key, split, task, classes, recs, info={"seed": seed, "generator_version": VERSION})

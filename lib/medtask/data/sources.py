@@ -109,6 +109,20 @@ def tasks(name: str, root: str | os.PathLike | None = None) -> list[str]:
     return list(manifests.load_manifest(name)["tasks"])
 
 
+def split_names(name: str, root: str | os.PathLike | None = None) -> list[str]:
+    """The splits dataset ``name`` has (``"all"`` aside): a ``folder:`` path's from its index (no image is decoded),
+    a registered folder's as recorded at ``medtask data add``, a phantom's train/val/test, a shipped dataset's as
+    its manifest counts them."""
+    k = kind(name, root)
+    if k == "folder":
+        return list(folder.index_folder(folder.folder_path(name)).splits)
+    if k == "registered":
+        return list(user_manifests.find_user_manifest(name, root)["splits"]["counts"])
+    if k == "phantom":
+        return list(phantoms.DEFAULT_N)
+    return list(manifests.load_manifest(name)["splits"]["counts"])
+
+
 def check_task(name: str, task: str, root: str | os.PathLike | None = None) -> str:
     """``name`` when it serves ``task``; else :class:`InvalidParameterError` saying what it is and what to give.
 
@@ -188,7 +202,8 @@ def eval_name(dataset: str, test_dataset: str | None = None) -> str:
 def data_markdown(dataset: str | Sequence[str], test_dataset: str | None = None,
                   root: str | os.PathLike | None = None) -> str:
     """The page's sentence on its data: label and fingerprint of the training set(s) and, where the chapter
-    tests on another dataset (``test_dataset``), of that one too (Markdown)."""
+    tests on another dataset (``test_dataset`` not among them), of that one too (Markdown). A ``test_dataset``
+    that is one of several training sets is named as the one whose test split is scored."""
     def one(name: str) -> str:
         try:
             return f"**{label(name, root)}** (fingerprint `{fingerprint(name, root, strict=False)}`)"
@@ -199,6 +214,9 @@ def data_markdown(dataset: str | Sequence[str], test_dataset: str | None = None,
     train = " and ".join(one(n) for n in names)
     if test_dataset is None or (len(names) == 1 and test_dataset == names[0]):
         return f"Data: {train}; trained on the train split, tested on the test split."
+    if test_dataset in names:
+        return (f"Data: {train}; trained on the train split, tested on the test split of "
+                f"**{label(test_dataset, root)}** (one of the training sets) only.")
     return (f"Trained on {train} (train split); tested on {one(test_dataset)} (its test split): "
             "a cross-dataset test, so the test images come from another collection than the training images.")
 

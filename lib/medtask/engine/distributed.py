@@ -25,12 +25,17 @@ How a step stays the step of one process with the same global batch (the contrac
   rank. A loss that pools sums over the whole batch (the multi-class soft Dice) sums them over
   ranks with :func:`global_sum`, whose backward pass makes the averaged gradient exact.
 - *Random numbers.* Every rank starts from rank 0's torch generator state (or the checkpoint's),
-  so all ranks draw the same numbers. Noise that depends on the batch (CompressAI's training
-  quantisation, ``U(-½, ½)`` per latent) is drawn for the global batch and sliced
-  (:func:`rank_slice_uniform`), so it equals the noise of the single-process run element by
-  element and every rank consumes the generator alike. Dropout masks (and Faster R-CNN's anchor
-  and proposal sampling) are drawn per rank at the rank's shape: such networks agree with one
-  process in distribution, not bitwise.
+  and the main generators stay the same on every rank from step to step. While a step's gradients
+  are computed on more than one rank (:func:`rank_streams`), the default generators are seeded
+  from (the main CPU generator's state, the step, the rank), so what the forward pass draws at the
+  rank's own shape -- dropout masks, Faster R-CNN's anchor and proposal sampling -- differs from
+  rank to rank and step to step: such networks agree with one process in distribution, not
+  bitwise. Noise that must equal the single-process run (CompressAI's training quantisation,
+  ``U(-½, ½)`` per latent) is drawn for the global batch from a copy of the main generator and
+  sliced (:func:`rank_slice_uniform`): it equals the one-process noise element by element when the
+  step draws nothing else from the default generator. After the step the main generator goes on
+  from that copy, the same on every rank. On one process none of this happens: a step draws from
+  the main generator as it always did.
 - *CompressAI.* The auxiliary (quantile) loss depends on the parameters only, so its gradient
   is the same on every rank and averaging keeps it. ``update()`` (the coding tables) runs where a
   codec is stored or evaluated: on rank 0 in ``medtask zoo train``, in the chapter's own kernel
@@ -47,6 +52,7 @@ taken in another order): the tests allow ``1e-5`` relative after a few steps.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import timedelta
@@ -62,6 +68,9 @@ from medtask.errors import InvalidParameterError
 #: then do :func:`global_sum` and the synchronised BatchNorm talk to the other ranks (evaluation
 #: on rank 0 alone must never wait for a collective the others do not join).
 _IN_STEP = False
+#: during a distributed step, the generators of its global draws (:func:`rank_slice_uniform`) by device: copies of
+#: the main generators as the step began (:func:`rank_streams`)
+_GLOBAL: dict[torch.device, torch.Generator] = {}
 
 
 def launched() -> bool:
@@ -234,14 +243,65 @@ def in_step() -> bool:
 
 
 @contextlib.contextmanager
-def step_scope(enabled: bool = True) -> Iterator[None]:
-    """Mark the computation of one step's gradients (the loop uses it); collectives inside are joined by all ranks."""
+def step_scope(step: int, enabled: bool = True) -> Iterator[None]:
+    """Mark the computation of step ``step``'s gradients (the loop uses it); collectives inside are joined by all
+    ranks, and on more than one rank the step draws its random numbers as :func:`rank_streams` says."""
     global _IN_STEP
     before, _IN_STEP = _IN_STEP, bool(enabled and active() and world_size() > 1)
     try:
-        yield
+        if _IN_STEP:
+            with rank_streams(step):
+                yield
+        else:
+            yield
     finally:
         _IN_STEP = before
+
+
+def _generator_at(state: torch.Tensor, device: torch.device) -> torch.Generator:
+    g = torch.Generator(device=device)
+    g.set_state(state)
+    return g
+
+
+def _rank_seed(state: torch.Tensor, step: int, rank_: int) -> int:
+    """A 63-bit seed from a generator state, a step and a rank (sha256 of the three)."""
+    h = hashlib.sha256(state.cpu().numpy().tobytes())
+    h.update(f"step {step} rank {rank_}".encode())
+    return int.from_bytes(h.digest()[:8], "little") >> 1
+
+
+@contextlib.contextmanager
+def rank_streams(step: int, rank_: int | None = None) -> Iterator[None]:
+    """The random numbers of one distributed step, on rank ``rank_`` (this process's by default).
+
+    Inside, the default generators (CPU, and the current GPU's where CUDA is in use) are seeded from the main CPU
+    generator's state, ``step`` and the rank, so dropout and every other draw at the rank's own shape differ
+    between ranks and between steps; :func:`rank_slice_uniform` draws from copies of the main generators as they
+    were on entry. On exit the main generators continue from those copies: they advance by the step's global
+    draws only, identically on every rank.
+    """
+    global _GLOBAL
+    r = rank() if rank_ is None else rank_
+    cpu = torch.device("cpu")
+    cpu_state = torch.get_rng_state()
+    shared = {cpu: _generator_at(cpu_state, cpu)}
+    gpu = None
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        gpu = torch.device("cuda", torch.cuda.current_device())
+        shared[gpu] = _generator_at(torch.cuda.get_rng_state(gpu), gpu)
+    seed = _rank_seed(cpu_state, step, r)
+    torch.default_generator.manual_seed(seed)
+    if gpu is not None:
+        torch.cuda.manual_seed(seed)
+    before, _GLOBAL = _GLOBAL, shared
+    try:
+        yield
+    finally:
+        _GLOBAL = before
+        torch.set_rng_state(shared[cpu].get_state())
+        if gpu is not None:
+            torch.cuda.set_rng_state(shared[gpu].get_state(), gpu)
 
 
 class _SumOverRanks(torch.autograd.Function):
@@ -343,8 +403,9 @@ def rank_slice_uniform(like: torch.Tensor, low: float, high: float, dim: int = 0
 
     ``like`` is the rank's tensor; its dimension ``dim`` holds the batch (or is batch-major, as
     CompressAI's entropy bottleneck's flattened ``[C, 1, B·H·W]``). The global tensor (``dim``
-    ``N`` times longer) is drawn from the default generator exactly as one process would draw it,
-    and this rank's contiguous block returned; outside a distributed step it is ``uniform_`` itself.
+    ``N`` times longer) is drawn from the step's copy of the main generator (:func:`rank_streams`), the same on
+    every rank, exactly as one process would draw it from its default generator, and this rank's contiguous block
+    returned; outside a distributed step it is ``uniform_`` itself.
     """
     if not _IN_STEP:
         return torch.empty_like(like).uniform_(low, high)
@@ -352,7 +413,10 @@ def rank_slice_uniform(like: torch.Tensor, low: float, high: float, dim: int = 0
     shape = list(like.shape)
     local = shape[dim]
     shape[dim] = local * n
-    full = torch.empty(shape, dtype=like.dtype, device=like.device).uniform_(low, high)
+    if like.device not in _GLOBAL:
+        raise InvalidParameterError(f"rank_slice_uniform on {like.device}, but this step's generators are on "
+                                    f"{sorted(map(str, _GLOBAL))}: keep a rank's networks and batch on one device")
+    full = torch.empty(shape, dtype=like.dtype, device=like.device).uniform_(low, high, generator=_GLOBAL[like.device])
     return full.narrow(dim, r * local, local).contiguous()
 
 

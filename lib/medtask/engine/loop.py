@@ -204,7 +204,9 @@ def fit(
     data-parallel (:mod:`medtask.engine.distributed`): ``batches(step)`` is the global batch and
     each rank trains on its block of rows, gradients and logs are averaged over ranks, BatchNorm
     uses the global batch's statistics, rank 0 alone reads and writes the checkpoint (and shows
-    the bar), and the result equals a one-process run to float rounding. In a process that
+    the bar), and each rank draws its own dropout masks. The result equals a one-process run to float
+    rounding where the forward pass draws no random numbers at the rank's shape (with dropout, in
+    distribution only: "Random numbers" in :mod:`medtask.engine.distributed`). In a process that
     ``torchrun`` did not start but that asks for ``N > 1`` processes (``$MEDTASK_NPROC``, set by
     ``medtask run CHAPTER --nproc N`` for the chapter's kernel), a training with a checkpoint is
     handed to ``N`` worker processes (:func:`medtask.engine.launch.train_in_workers`) and its
@@ -256,7 +258,7 @@ def fit(
                 batch = distributed.shard_batch(batch)
             for opt in optimizers.values():
                 opt.zero_grad(set_to_none=True)
-            with distributed.step_scope():
+            with distributed.step_scope(step):
                 logs = strategy.compute_gradients(batch, step)
             if world > 1:
                 distributed.all_reduce_gradients(trained)

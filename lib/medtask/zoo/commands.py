@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from medtask.engine import distributed, launch
 from medtask.zoo.registry import entries
 from medtask.zoo.store import ZooError, card_path, read_card
 from medtask.zoo.trainer import runs_dir, train, verify
@@ -38,8 +39,6 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from medtask.engine import distributed, launch
-
     if args.nproc and not distributed.launched():  # start this very command under torchrun
         return launch.relaunch_cli(getattr(args, "argv", ["zoo", "train", *args.names]), args.nproc, args.nnodes,
                                    args.rdzv_endpoint, args.rdzv_id)
@@ -77,9 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
     tr.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar (for log files)")
-    from medtask.engine.launch import add_launch_arguments
-
-    add_launch_arguments(tr)
+    launch.add_launch_arguments(tr)
     tr.set_defaults(func=_cmd_train)
     ve = sub.add_parser("verify", help="check every entry's weights against its card's sha256 and recipe")
     ve.add_argument("--strict", action="store_true", help="exit with an error if any entry is missing or stale")

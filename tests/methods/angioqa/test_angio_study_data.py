@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
-from medtask.errors import InvalidParameterError
-from medtask.methods.angioqa import report
-from medtask.methods.angioqa import study as st
-from medtask.methods.angioqa.quality import GRADES
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "data"))
+import folder_fixtures as fx  # noqa: E402
+
+from medtask.data import user_manifests  # noqa: E402
+from medtask.errors import InvalidParameterError  # noqa: E402
+from medtask.methods.angioqa import report  # noqa: E402
+from medtask.methods.angioqa import study as st  # noqa: E402
+from medtask.methods.angioqa.quality import GRADES  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -55,14 +62,6 @@ def test_real_protocol_split_is_leakage_free(data_root):
 
 
 def test_vessel_sources_from_own_folders_and_a_test_dataset(tmp_path):
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "data"))
-    import folder_fixtures as fx
-
-    from medtask.errors import InvalidParameterError
-
     a = f"folder:{fx.segmentation(tmp_path / 'a', n=10)}"
     b = f"folder:{fx.segmentation(tmp_path / 'b', n=5)}"
     assert st.source_splits("DRIVE") == [("train", "train"), ("test", "test")]
@@ -79,3 +78,17 @@ def test_vessel_sources_from_own_folders_and_a_test_dataset(tmp_path):
     assert all(s["id"].startswith(b) for s in cross["test"])
     train, test = st.build_protocol_data(cross, versions=2, seed=0)
     assert len(train) == 16 and len(test) == 2
+
+
+def test_a_vessel_folder_without_val_trains_on_train(tmp_path):
+    """A folder split into train/ test only (splits.csv) is a valid B1 source, one-off or registered."""
+    path = fx.segmentation(tmp_path / "tt", n=6)
+    (path / "splits.csv").write_text("id,split\n" + "".join(f"{k},{'train' if k <= 4 else 'test'}\n"
+                                                            for k in range(1, 7)))
+    root = tmp_path / "root"
+    user_manifests.add("tt", path, root=root)
+    for name in (f"folder:{path}", "tt"):
+        assert st.source_splits(name, data_root=root) == [("train", "train"), ("test", "test")]
+        got = st.load_sources(32, data_root=root, datasets=[name])
+        assert (len(got["train"]), len(got["test"])) == (4, 2)
+    assert st.source_splits("tt", test_dataset=f"folder:{path}", data_root=root) == [("train", "train")]

@@ -29,6 +29,17 @@ def test_recipe_keys_are_stable():
     assert len({zoo.get(n).key() for n in REAL}) == len(REAL)
 
 
+def test_enhancer_key_follows_its_degradation():
+    """Another noise level is another run: training must not resume, nor `zoo verify` pass, the old one."""
+    base = dict(name="e", study="C", description="d", steps=4, eval_every=2, metric="psnr_db", higher_is_better=True,
+                data=[dict(x) for x in czoo.COVID_DATA])
+    keys = {czoo.EnhancerEntry(**base, degradation={"name": "gaussian", "sigma": s}).key() for s in (0.2, 0.5)}
+    assert len(keys) == 2
+    e = czoo.EnhancerEntry(**base, degradation={"name": "gaussian", "sigma": 0.5},
+                           hyperparameters={"degradation": {"name": "gaussian", "sigma": 0.2}})
+    assert e.hyperparameters["degradation"] == e.degradation == {"name": "gaussian", "sigma": 0.5}
+
+
 @pytest.mark.parametrize("name", SMOKE)
 def test_smoke_twin_trains_into_a_card(scratch_zoo, name):
     card = zoo.train(name, threads=1, progress=False)

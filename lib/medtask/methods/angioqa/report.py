@@ -117,13 +117,6 @@ def findings(results: pd.DataFrame, n_params: int, lat_ours: dict[str, float], l
 
 
 # -- what chapter B1 shows beside its tables --------------------------------------------------------------
-def data_sentence(datasets: Sequence[str], test_dataset: str | None, data_root: Any = None) -> str:
-    """Which vessel datasets the protocol's training and test images come from, with their fingerprints (Markdown)."""
-    from medtask.data import sources
-
-    return sources.data_markdown(datasets, test_dataset, data_root)
-
-
 def setup_line(device: Any, results: Any) -> str:
     """The device, torch's CPU threads and the results folder, for the chapter's first output."""
     return f"device: {device} | torch threads: {torch.get_num_threads()} | results: {display_path(results)}"

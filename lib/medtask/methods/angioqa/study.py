@@ -74,13 +74,16 @@ def resize_source(image: torch.Tensor, mask: torch.Tensor, fov: torch.Tensor, si
 DEFAULT_SOURCES = ("DRIVE", "CHASE_DB1")
 
 
-def source_splits(name: str, test_dataset: str | None = None) -> list[tuple[str, str]]:
+def source_splits(name: str, test_dataset: str | None = None, data_root: Any = None) -> list[tuple[str, str]]:
     """``[(loader split, protocol side)]`` of one source: DRIVE's and CHASE_DB1's from :data:`SOURCE_SPLITS`, any
-    other vessel dataset's (registered folder, ``folder:`` path) ``train`` and ``val`` for training, ``test`` for
-    testing. With a ``test_dataset`` every source only trains, and the test side is that dataset's test split."""
+    other vessel dataset's (registered folder, ``folder:`` path) ``train`` and, where it has one
+    (:func:`medtask.data.sources.split_names`), ``val`` for training, ``test`` for testing. With a ``test_dataset``
+    every source only trains, and the test side is that dataset's test split."""
     canonical = {"drive": "DRIVE", "chase-db1": "CHASE_DB1", "chase_db1": "CHASE_DB1"}.get(name.lower(), name)
-    known = [(split, side) for (n, split), side in SOURCE_SPLITS.items() if n == canonical]
-    pairs = known or [("train", "train"), ("val", "train"), ("test", "test")]
+    pairs = [(split, side) for (n, split), side in SOURCE_SPLITS.items() if n == canonical]
+    if not pairs:
+        val = [("val", "train")] if "val" in data_sources.split_names(name, data_root) else []
+        pairs = [("train", "train"), *val, ("test", "test")]
     return [(split, side) for split, side in pairs if test_dataset is None or side == "train"]
 
 
@@ -108,7 +111,7 @@ def load_sources(size: int, data_root: Any = None, datasets: Sequence[str] = DEF
     if size % 16 or size < 32:
         raise InvalidParameterError(f"working size must be a multiple of 16 (the model's stride), at least 32; got {size}")
     out: dict[str, list[dict[str, Any]]] = {"train": [], "test": []}
-    plan = [(name, split, side) for name in datasets for split, side in source_splits(name, test_dataset)]
+    plan = [(name, split, side) for name in datasets for split, side in source_splits(name, test_dataset, data_root)]
     if test_dataset is not None:
         plan += [(test_dataset, "test", "test")]
     for name, split, side in plan:

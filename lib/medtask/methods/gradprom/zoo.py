@@ -160,10 +160,11 @@ class EnhancerEntry(Entry):
 
     def __post_init__(self) -> None:
         self.degradation = dict(self.degradation or {"name": "gaussian", "sigma": 0.2})
+        # the degradation defines the weights: it is in the hashed spec (the run key) and on the card
         self.hyperparameters = {"lr": 1e-3, "batch_size": 16, "crop": 64, "lr_schedule": "cosine",
                                 "lr_min_factor": 0.02, "seed": 0, "loss": "MSE to the clean image",
                                 "augment": {"random_crop": True, "flips": "h+v", "degradation": "fresh every batch"},
-                                **self.hyperparameters}
+                                **self.hyperparameters, "degradation": self.degradation}
 
     def _scale(self) -> int:
         return make_degradation(self.degradation).scale

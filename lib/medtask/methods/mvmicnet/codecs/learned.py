@@ -30,7 +30,7 @@ with warnings.catch_warnings():
     from compressai.entropy_models import EntropyBottleneck, EntropyModel
     from compressai.models import Cheng2020Anchor, MeanScaleHyperprior
 
-from medtask.engine.distributed import rank_slice_uniform
+from medtask.engine.distributed import in_step, rank_slice_uniform
 from medtask.errors import InvalidParameterError
 
 _COMPRESSAI_QUANTIZE = EntropyModel.quantize
@@ -45,8 +45,6 @@ def _quantize(self: EntropyModel, inputs: torch.Tensor, mode: str, means: torch.
     ``[C, 1, B·H·W]`` (batch-major in the last dimension), the Gaussian conditional as ``[B, M, h, w]``.
     Outside a distributed step this is CompressAI's own method.
     """
-    from medtask.engine.distributed import in_step
-
     if mode != "noise" or not in_step():
         return _COMPRESSAI_QUANTIZE(self, inputs, mode, means)
     dim = inputs.dim() - 1 if isinstance(self, EntropyBottleneck) else 0
