@@ -132,9 +132,13 @@ def test_book_refuses_chapters_executed_on_another_profile(tmp_path):
     nb = {"cells": [], "metadata": {"medtask": {"profile": "smoke"}}, "nbformat": 4, "nbformat_minor": 5}
     (gen / "00_data.ipynb").write_text(json.dumps(nb))
     with pytest.raises(MedtaskError, match=r"another profile than 'cpu': 00_data \(smoke\)"):
-        build_book("cpu", only=["00_data"], run=False, output_root=tmp_path)
+        build_book("cpu", only=["00_data"], run=False, output_root=tmp_path, edition=False)
     with pytest.raises(MedtaskError, match="not executed yet"):
-        build_book("cpu", only=["00_data", "a1_compression_segmentation"], run=False, output_root=tmp_path)
+        build_book("cpu", only=["00_data", "a1_compression_segmentation"], run=False, output_root=tmp_path,
+                   edition=False)
+    # without edition=False, a build that lacks chapters turns to the published edition, and says when there is none
+    with pytest.raises(MedtaskError, match=r"00_data \(executed on profile 'smoke'.*no published edition"):
+        build_book("cpu", only=["00_data"], run=False, output_root=tmp_path, edition_root=tmp_path / "no-edition")
 
 
 def test_provenance_section_says_how_long_on_what_and_flags_reused_training(tmp_path):

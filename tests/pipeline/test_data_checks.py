@@ -50,7 +50,7 @@ def _no_kernel(*args, **kwargs):
 
 
 @pytest.mark.parametrize("override, shown", [
-    ("task_steps=0", "task_steps=0 is not allowed: task_steps must be an integer >= 1"),
+    ("task_steps=-1", "task_steps=-1 is not allowed: task_steps must be an integer >= 0"),
     ("batch_size=0", "batch_size=0 is not allowed: batch_size must be an integer >= 1"),
     ("size=abc", "size='abc' is not allowed: size must be an integer >= 8 (square) or [H, W]"),
 ])
