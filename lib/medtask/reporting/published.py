@@ -16,12 +16,13 @@ def published_dir() -> Path:
 
 
 def published_table(filename: str, embedded: str) -> pd.DataFrame:
-    """The published table ``filename`` (CSV) with a ``source`` column saying where it was read.
+    """The published table ``filename`` (CSV) with a ``source`` column saying where it was read (shown as
+    ``shared/papers/published/<filename>``, the folder beside the checkout, never the machine's absolute path).
 
     The file in :func:`published_dir` wins; without it, ``embedded`` (the same CSV, kept in the
     method's ``report`` module) is used, so a checkout without ``shared/`` still builds.
     """
     path = published_dir() / filename
     if path.is_file():
-        return pd.read_csv(path).assign(source=str(path))
+        return pd.read_csv(path).assign(source=f"shared/papers/published/{filename}")
     return pd.read_csv(io.StringIO(embedded)).assign(source=f"embedded copy of {filename}")
