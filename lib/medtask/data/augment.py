@@ -105,8 +105,16 @@ def zoom_crops(crop: int | tuple[int, int], scale: tuple[float, float] = (0.6, 2
     return apply
 
 
+def _flip_boxes(boxes: torch.Tensor, dim: int, extent: int) -> torch.Tensor:
+    """``[..., 4]`` boxes (x1, y1, x2, y2 in pixels) mirrored along ``dim`` (-1: x, -2: y) of an image ``extent`` long."""
+    i, j = (0, 2) if dim == -1 else (1, 3)
+    out = boxes.clone()
+    out[..., i], out[..., j] = extent - boxes[..., j], extent - boxes[..., i]
+    return out
+
+
 def flips(batch: Batch, g: torch.Generator) -> Batch:
-    """Independent random horizontal and vertical flips of each sample (image and label maps together)."""
+    """Independent random horizontal and vertical flips of each sample (image, label maps and boxes together)."""
     out = dict(batch)
     n = batch["image"].shape[0]
     for dim in (-1, -2):
@@ -118,6 +126,10 @@ def flips(batch: Batch, g: torch.Generator) -> Batch:
                 t = out[k].clone()
                 t[which] = t[which].flip(dim)
                 out[k] = t
+        if "boxes" in out:  # a list of [K_i, 4] tensors, or [N, K, 4] when every sample has K boxes
+            extent = batch["image"].shape[dim]
+            flipped = [_flip_boxes(b, dim, extent) if f else b for b, f in zip(out["boxes"], which.tolist())]
+            out["boxes"] = torch.stack(flipped) if torch.is_tensor(out["boxes"]) else flipped
     return out
 
 

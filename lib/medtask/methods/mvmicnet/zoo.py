@@ -21,6 +21,9 @@ Study A
                           (predicting 2.6 % foreground where the truth is 15 %).
 ``erfnet-cvc-random``     the same network on a random frame split, which lets neighbouring,
                           near-duplicate frames fall on both sides (to show the leak).
+``faster-rcnn-bccd``      Faster R-CNN with a MobileNetV3-Large-FPN backbone (chapter A2's CPU detector, its
+                          reduced RPN budgets), randomly initialised (nothing can be downloaded), on BCCD's
+                          official train images at 320×424; flips (boxes flipped with them), colour jitter.
 """
 
 from __future__ import annotations
@@ -40,8 +43,10 @@ from medtask.errors import InvalidParameterError
 from medtask.methods.mvmicnet.codecs.bitstream import PAD_MULTIPLE, pad_to_multiple
 from medtask.methods.mvmicnet.codecs.learned import ZOO_LAMBDAS, build_codec, codec_spec
 from medtask.methods.mvmicnet.strategies import SCALE_255, CodecMSEStrategy, TaskStrategy
+from medtask.metrics.detection import DetectionMeter
 from medtask.metrics.image import psnr
 from medtask.metrics.segmentation import SegmentationMeter
+from medtask.nn.detection import build_faster_rcnn
 from medtask.nn.erfnet import build_erfnet
 from medtask.zoo.registry import Entry, register
 
@@ -248,3 +253,67 @@ register(_erfnet_entry("erfnet-cvc", "blocks",
 register(_erfnet_entry("erfnet-cvc-random", "random",
                        "ERFNet ×0.5 on CVC-ColonDB with a random frame split (near-duplicate frames leak "
                        "across the split): shows how much the leak lifts the score"))
+
+
+# -- detection --------------------------------------------------------------------------------------
+#: chapter A2's CPU detector budgets (RPN proposals and sampled boxes per image): they change speed,
+#: not the weights' shapes, so a chapter may load the entry into a detector with other budgets
+DETECTOR_OPTIONS = {"rpn_pre_nms_top_n_train": 300, "rpn_post_nms_top_n_train": 300, "rpn_pre_nms_top_n_test": 150,
+                    "rpn_post_nms_top_n_test": 150, "box_batch_size_per_image": 128, "rpn_batch_size_per_image": 128}
+
+
+@dataclass
+class DetectorEntry(Entry):
+    """Faster R-CNN trained on Study A's detection images (torchvision's summed RPN + ROI-head losses)."""
+
+    backbone: str = "mobilenet-v3-fpn"
+    num_classes: int = 3  # foreground classes
+
+    def __post_init__(self) -> None:
+        self.hyperparameters = {"lr": 3e-4, "batch_size": 4, "lr_schedule": "cosine", "lr_min_factor": 0.02,
+                                "seed": 0, "loss": "Faster R-CNN (RPN + ROI heads)",
+                                "augment": {"flips": "h+v (boxes with them)", "color_jitter": 0.1},
+                                "detector_options": dict(DETECTOR_OPTIONS), **self.hyperparameters}
+
+    def architecture(self) -> dict[str, Any]:
+        h, w = self.data[0]["size"]
+        return {"arch": "faster-rcnn", "backbone": self.backbone, "num_classes": self.num_classes,
+                "min_size": min(h, w), "max_size": max(h, w)}
+
+    def build(self) -> nn.Module:
+        a = self.architecture()
+        return build_faster_rcnn(self.num_classes, self.backbone, min_size=a["min_size"], max_size=a["max_size"],
+                                 **self.hyperparameters["detector_options"])
+
+    def strategy(self, model: nn.Module, device: torch.device) -> Strategy:
+        return TaskStrategy(model, "detection", lr=self.hyperparameters["lr"], device=device)
+
+    def batches(self, device: torch.device):
+        hp = self.hyperparameters
+        jitter = hp["augment"]["color_jitter"]
+        return RandomBatches(_load(self.data[0], "train"), hp["batch_size"], seed=hp["seed"],
+                             augment=compose(flips, color_jitter(jitter, jitter, jitter)), device=device)
+
+    @torch.inference_mode()
+    def evaluate(self, model: nn.Module, split: str, device: torch.device) -> dict[str, float]:
+        """COCO mAP@[.5:.95], AP50 and AP75 (torchmetrics) over the split's images."""
+        model.eval()
+        meter = DetectionMeter()
+        for batch in _chunks(_load(self.data[0], split), 4):
+            preds = model([x.to(device) for x in batch["image"]])
+            boxes, labels = batch["boxes"], batch["labels"]
+            meter.update([{k: v.cpu() for k, v in p.items()} for p in preds],
+                         [{"boxes": b.float().reshape(-1, 4), "labels": lb.long()} for b, lb in zip(boxes, labels)])
+        s = meter.compute()
+        return {"ap50": s["map_50"], "map": s["map"], "ap75": s["map_75"]}
+
+
+register(DetectorEntry(
+    name="faster-rcnn-phantom", study="A", description="Faster R-CNN (MobileNetV3-FPN) on phantom boxes (smoke tests only)",
+    steps=4, eval_every=2, metric="ap50", higher_is_better=True, data=[{"dataset": "phantom-boxes", "size": [64, 64]}],
+    hyperparameters={"batch_size": 2}, smoke=True))
+register(DetectorEntry(
+    name="faster-rcnn-bccd", study="A",
+    description="Faster R-CNN, MobileNetV3-Large-FPN backbone from random weights, BCCD train images at 320×424",
+    steps=3000, eval_every=300, metric="ap50", higher_is_better=True,
+    data=[{"dataset": "BCCD", "size": list(BCCD_SIZE)}]))
