@@ -70,6 +70,49 @@ def test_finished_checkpoint_returns_without_training(tmp_path):
     assert not ckpt.with_suffix(".pt.tmp").exists()
 
 
+class AdamRegression(Regression):
+    """The same model with Adam, whose state (two moments per weight) doubles a checkpoint."""
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__(seed)
+        self.net = nn.Linear(3, 4096)
+        self.head = nn.Linear(4096, 1)
+        self.opt = torch.optim.Adam([*self.net.parameters(), *self.head.parameters()], lr=0.01)
+
+    def modules(self):
+        return {"net": self.net, "head": self.head}
+
+    def compute_gradients(self, batch, step):
+        loss = nn.functional.mse_loss(self.head(self.net(batch["x"])), batch["y"])
+        loss.backward()
+        return {"loss": loss.item()}
+
+
+def test_finished_checkpoint_without_optimiser_state(tmp_path):
+    data = dataset()
+    full, slim = tmp_path / "full.pt", tmp_path / "slim.pt"
+    a = AdamRegression()
+    fit(a, RandomBatches(data, 8, seed=2), 10, checkpoint=full, progress=False)
+    # interrupted at step 4 (still resumable), then finished without its optimiser state
+    fit(AdamRegression(), RandomBatches(data, 8, seed=2), 4, checkpoint=slim, checkpoint_every=4, progress=False)
+    assert "optimizers" in torch.load(slim, weights_only=True)  # step 4 of 4 written before the call knew of 10
+    b = AdamRegression(seed=7)
+    first = fit(b, RandomBatches(data, 8, seed=2), 10, checkpoint=slim, checkpoint_every=4, progress=False,
+                keep_optimizer=False)
+    assert first.resumed_from == 4
+    state = torch.load(slim, weights_only=True)
+    assert "optimizers" not in state and "schedulers" not in state and state["step"] == 10
+    assert slim.stat().st_size < 0.6 * full.stat().st_size
+    for x, y in zip(a.head.parameters(), b.head.parameters()):  # the resume was exact
+        torch.testing.assert_close(x, y)
+    c = AdamRegression(seed=8)  # a rerun loads the weights and the history
+    again = fit(c, RandomBatches(data, 8, seed=2), 10, checkpoint=slim, progress=False, keep_optimizer=False)
+    assert again.history == first.history
+    torch.testing.assert_close(c.head.weight, a.head.weight)
+    with pytest.raises(CheckpointError, match=r"slim\.pt holds a finished training of 10 steps.*delete it"):
+        fit(AdamRegression(), RandomBatches(data, 8, seed=2), 12, checkpoint=slim, progress=False)
+
+
 def test_zero_steps_checkpoint_holds_the_starting_weights(tmp_path):
     ckpt = tmp_path / "start.pt"
     start = Regression(seed=4)

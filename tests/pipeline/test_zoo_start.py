@@ -1,4 +1,4 @@
-"""Chapter A1 with ``init="zoo"`` on the smoke profile: networks start from verified zoo entries.
+"""Chapters A1 and A2 with ``init="zoo"`` on the smoke profile: networks start from verified zoo entries.
 
 The smoke zoo (phantom polyps, the smoke profile's widths, a few steps) is trained into a
 temporary ``MEDTASK_ZOO`` first; the chapter then loads it in its own kernel.
@@ -56,3 +56,18 @@ def test_a1_starts_from_the_zoo_and_shows_a_scratch_twin(scratch_zoo, data_root)
         return digest
 
     assert scratch_prov["zoo_starts"] == [] and task_digest(scratch_prov) != task_digest(prov)
+
+
+@pytest.mark.notebook
+def test_a2_starts_its_detector_and_codecs_from_the_zoo(scratch_zoo, data_root):
+    names = ("faster-rcnn-phantom", "mbt2018-mean-phantom-q4", "mbt2018-mean-phantom-q3",
+             "cheng2020-anchor-phantom-q4", "cheng2020-anchor-phantom-q3")
+    cards = {name: zoo.train(name, threads=1, progress=False) for name in names}
+    rec = run_notebook("a2_compression_detection", "smoke", {"init": "zoo", "zoo_data": "phantom", "task_steps": 0,
+                                                             "mse_steps": 0}, data_root=data_root,
+                       output_root=scratch_zoo / "out", progress=False)
+    assert error_cells(rec.executed) == []
+    prov = json.loads((rec.results_dir / "provenance.json").read_text())["provenance"]
+    assert {s["entry"]: s["sha256"] for s in prov["zoo_starts"]} == {n: c["sha256"] for n, c in cards.items()}
+    comparison = pd.read_csv(rec.results_dir / "start_comparison.csv")
+    assert list(comparison["start"]) == ["zoo: mbt2018-mean-phantom-q4", "random weights"]

@@ -94,17 +94,21 @@ def _save_atomic(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _checkpoint_state(strategy: Strategy, step: int, history: list, seconds: float, schedulers: dict) -> dict:
-    return {
+def _checkpoint_state(strategy: Strategy, step: int, history: list, seconds: float, schedulers: dict,
+                      resumable: bool = True) -> dict:
+    """What a checkpoint holds; without ``resumable``, no optimiser or scheduler state (a finished training)."""
+    state = {
         "step": step,
         "history": history,
         "seconds": seconds,
         "modules": {k: m.state_dict() for k, m in strategy.modules().items()},
-        "optimizers": {k: o.state_dict() for k, o in strategy.optimizers().items()},
-        "schedulers": {k: s.state_dict() for k, s in schedulers.items()},
         "strategy": strategy.state_dict(),
         "torch_rng": torch.get_rng_state(),
     }
+    if resumable:
+        state["optimizers"] = {k: o.state_dict() for k, o in strategy.optimizers().items()}
+        state["schedulers"] = {k: s.state_dict() for k, s in schedulers.items()}
+    return state
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
@@ -148,10 +152,20 @@ def load_checkpoint(strategy: Strategy, path: str | os.PathLike, schedulers: dic
     return state
 
 
+def is_resumable(state: dict) -> bool:
+    """Whether a read checkpoint can train further (it holds optimiser state; see ``fit(keep_optimizer=...)``)."""
+    return "optimizers" in state
+
+
 def apply_checkpoint(strategy: Strategy, state: dict, path: str | os.PathLike,
                      schedulers: dict | None = None) -> None:
-    """Restore modules, optimisers, schedulers, strategy state and the torch generator from a read ``state``."""
-    for key, entries in (("modules", strategy.modules()), ("optimizers", strategy.optimizers())):
+    """Restore modules, optimisers, schedulers, strategy state and the torch generator from a read ``state``.
+
+    A finished checkpoint kept without optimiser state restores everything but the optimisers and schedulers.
+    """
+    resumable = is_resumable(state)
+    kinds = (("modules", strategy.modules()), ("optimizers", strategy.optimizers()))
+    for key, entries in kinds if resumable else kinds[:1]:
         missing = [k for k in entries if k not in state.get(key, {})]
         if missing:
             raise CheckpointError(f"checkpoint {path} has no {key[:-1]} {missing[0]!r} (it has "
@@ -159,11 +173,12 @@ def apply_checkpoint(strategy: Strategy, state: dict, path: str | os.PathLike,
                                   "and rerun the chapter.")
     for k, m in strategy.modules().items():
         load_state_into(path, "network", k, m, state["modules"][k])
-    for k, o in strategy.optimizers().items():
-        load_state_into(path, "optimiser of", k, o, state["optimizers"][k])
-    for k, s in (schedulers or {}).items():
-        if k in state["schedulers"]:
-            s.load_state_dict(state["schedulers"][k])
+    if resumable:
+        for k, o in strategy.optimizers().items():
+            load_state_into(path, "optimiser of", k, o, state["optimizers"][k])
+        for k, s in (schedulers or {}).items():
+            if k in state["schedulers"]:
+                s.load_state_dict(state["schedulers"][k])
     strategy.load_state_dict(state.get("strategy", {}))
     torch.set_rng_state(state["torch_rng"])
 
@@ -191,13 +206,19 @@ def fit(
     schedulers: dict[str, Any] | None = None,
     progress: bool = True,
     desc: str | None = None,
+    keep_optimizer: bool = True,
 ) -> TrainResult:
     """Train ``strategy`` for ``steps`` steps on ``batches(step)``.
 
     With ``checkpoint`` (a file path), state is saved atomically every ``checkpoint_every``
     steps and at the end (with ``steps=0``, the starting state); a later call with the same path
     resumes where it stopped, and a finished run returns at once with its recorded history (so
-    re-executing a notebook does not retrain). ``progress`` shows a bar (off when ``MEDTASK_PROGRESS=0``, as in pipeline runs,
+    re-executing a notebook does not retrain). With ``keep_optimizer=False`` the checkpoint written at the
+    last step keeps the networks, the strategy's state and the history but drops the optimiser and scheduler
+    state (two thirds of an Adam-trained checkpoint): a rerun still loads it, but it cannot be trained
+    further (a call with more steps raises :class:`~medtask.errors.CheckpointError`). The chapters' trainings,
+    whose step counts are in their checkpoints' keys, finish this way; the zoo's, which train in chunks on
+    one checkpoint, keep it. ``progress`` shows a bar (off when ``MEDTASK_PROGRESS=0``, as in pipeline runs,
     where a bar would only clutter the executed notebook).
 
     Launched by ``torchrun`` (``medtask zoo train NAME --nproc N``), the same call trains
@@ -231,6 +252,10 @@ def fit(
     if ckpt is not None:
         state = read_checkpoint(ckpt) if main and ckpt.exists() else None
         state = distributed.broadcast_object(state)  # rank 0 reads; every rank resumes from the same state
+    if state is not None and not is_resumable(state) and state["step"] < steps:
+        raise CheckpointError(f"checkpoint {ckpt} holds a finished training of {state['step']} steps kept without "
+                              f"its optimiser state, so it cannot continue to {steps} steps; delete it to train "
+                              "from the start")
     if state is not None:
         apply_checkpoint(strategy, state, ckpt, schedulers)
         start, history, seconds = state["step"], state["history"], state["seconds"]
@@ -240,7 +265,7 @@ def fit(
     result = TrainResult(history=history, steps=start, seconds=seconds, resumed_from=start)
     if start >= steps:
         if ckpt is not None and state is None and main:  # steps == 0: the checkpoint holds the starting state
-            _save_atomic(_checkpoint_state(strategy, 0, history, seconds, schedulers), ckpt)
+            _save_atomic(_checkpoint_state(strategy, 0, history, seconds, schedulers, keep_optimizer), ckpt)
         distributed.barrier()
         return result
 
@@ -280,7 +305,8 @@ def fit(
             done = step + 1
             if ckpt is not None and main and (done % checkpoint_every == 0 or done == steps):
                 elapsed = seconds + time.perf_counter() - t0
-                _save_atomic(_checkpoint_state(strategy, done, history, elapsed, schedulers), ckpt)
+                resumable = keep_optimizer or done < steps
+                _save_atomic(_checkpoint_state(strategy, done, history, elapsed, schedulers, resumable), ckpt)
     if bar is not None:
         bar.close()
     distributed.barrier()

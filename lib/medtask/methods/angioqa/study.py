@@ -167,7 +167,10 @@ def flip_augment(batch: dict[str, Any], g: torch.Generator) -> dict[str, Any]:
 def train(model: nn.Module, task: str, dataset: Sequence[dict[str, Any]], *, steps: int, batch_size: int,
           lr: float = 1e-3, seed: int = 0, checkpoint: Any = None, device: Any = "cpu",
           seg_weight: float = 1.0, cls_weight: float = 1.0, progress: bool = True) -> TrainResult:
-    """Train ``model`` with the ``task`` strategy (``both``/``seg``/``cls``) through :func:`medtask.engine.fit`."""
+    """Train ``model`` with the ``task`` strategy (``both``/``seg``/``cls``) through :func:`medtask.engine.fit`.
+
+    The finished ``checkpoint`` (keyed on the steps by :func:`arm_checkpoint`) keeps no optimiser state.
+    """
     if task not in STRATEGIES:
         raise InvalidParameterError(f"task must be one of {sorted(STRATEGIES)}, got {task!r}")
     torch.manual_seed(seed)
@@ -175,7 +178,8 @@ def train(model: nn.Module, task: str, dataset: Sequence[dict[str, Any]], *, ste
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(strategy.opt, T_max=max(steps, 1), eta_min=lr * 0.02)
     batches = RandomBatches(dataset, batch_size, seed=seed, augment=flip_augment)
     return fit(strategy, batches, steps, checkpoint=checkpoint, checkpoint_every=max(steps // 4, 25),
-               grad_clip=1.0, schedulers={"lr": sched}, progress=progress, desc=getattr(model, "name", None))
+               grad_clip=1.0, schedulers={"lr": sched}, progress=progress, desc=getattr(model, "name", None),
+               keep_optimizer=False)
 
 
 # -- evaluation ----------------------------------------------------------------------------------

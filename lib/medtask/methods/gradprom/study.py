@@ -263,6 +263,7 @@ def _fit(strategy, batches: RandomBatches, steps: int, chapter: Any, name: str, 
     eval_batch), the setting (``params``), the networks' shapes and the weights they start from (so
     Frozen's copy of a trained recogniser is keyed on that recogniser), the training samples, the
     chapter's data fingerprints, and the source of the strategy's module and of the training loop.
+    The finished checkpoint keeps no optimiser state (a rerun only loads it).
     """
     ckpt = None
     if chapter is not None:
@@ -274,7 +275,7 @@ def _fit(strategy, batches: RandomBatches, steps: int, chapter: Any, name: str, 
              "start_weights": weights_digest(strategy.modules()), "train": samples_signature(batches.dataset)},
             code=(sys.modules[type(strategy).__module__], fit))
         ckpt = chapter.checkpoint(name, key=key)
-    return fit(strategy, batches, steps, checkpoint=ckpt, desc=name)
+    return fit(strategy, batches, steps, checkpoint=ckpt, desc=name, keep_optimizer=False)
 
 
 def train_recognisers(cfg: StudyConfig, train: Sequence[dict[str, Any]], degradation: Degradation | None,

@@ -11,8 +11,8 @@ budgets; its methods train (through :func:`medtask.engine.fit`, checkpointed, re
 - MVMICNet stage 2: the task network fine-tuned on stage-1 reconstructions, codec frozen.
 
 ``init="zoo"`` starts the task network and every codec from the study's zoo (entries
-``erfnet-<zoo_data>`` and ``<arch>-<zoo_data>-q<quality>``, the quality whose λ1 is the rate point's)
-instead of random weights; every learned method at a rate point still gets the same start and the
+``erfnet-<zoo_data>`` or ``faster-rcnn-<zoo_data>``, and ``<arch>-<zoo_data>-q<quality>``, the quality
+whose λ1 is the rate point's) instead of random weights; every learned method at a rate point still gets the same start and the
 same further steps, and :func:`run_sweep` adds one codec trained from scratch beside its zoo-started
 twin (:attr:`Sweep.start_comparison`), so the page shows what the start changes.
 
@@ -62,8 +62,8 @@ from medtask.nn.losses import check_task
 ARCH_LABEL = {"mbt2018-mean": "MBT2018-Mean", "cheng2020-anchor": "Cheng2020-Anchor"}
 #: where the networks start: random weights, or the study's zoo
 INITS = ("scratch", "zoo")
-#: the zoo entry of each task's network, by the zoo's data tag (the zoo has no detector yet)
-ZOO_TASK_NETWORKS = {"segmentation": "erfnet-{data}"}
+#: the zoo entry of each task's network, by the zoo's data tag
+ZOO_TASK_NETWORKS = {"segmentation": "erfnet-{data}", "detection": "faster-rcnn-{data}"}
 
 
 def zoo_codec_name(arch: str, lambda1: float, data: str) -> str:
@@ -244,7 +244,8 @@ class CompressionStudy:
         The key holds the training's own ``params``, steps, batch size, seed, the networks' shapes, the
         training samples (ids, count, size), the checkpoints in ``inputs`` (by content), the chapter's
         data fingerprints and the source of the strategy's module and of the training loop: a rerun
-        with any of them changed trains again, anything else is reused (and listed as reused).
+        with any of them changed trains again, anything else is reused (and listed as reused). The finished
+        checkpoint keeps no optimiser state (a rerun only loads it).
         """
         nets = {k: network_signature(m) for k, m in strategy.modules().items()}
         key = self.chapter.artefact_key(
@@ -255,7 +256,7 @@ class CompressionStudy:
         ckpt = self.checkpoint(name, key=key)
         torch.manual_seed(self.seed)
         res = fit(strategy, self._batches(bs), steps, checkpoint=ckpt, grad_clip=1.0,
-                  progress=self.progress, desc=name)
+                  progress=self.progress, desc=name, keep_optimizer=False)
         self.timings[name] = res.seconds_per_step
         self.checkpoints[name] = ckpt
         return ckpt
