@@ -51,7 +51,7 @@ def _cmd_edition_save(args: argparse.Namespace) -> int:
     from medtask import config
     from medtask.pipeline.edition import edition_root, save_edition, summary
 
-    info = save_edition(args.profile)
+    info = save_edition(args.profile, only=args.only or None)
     print(summary(info))
     where = config.display_path(edition_root())
     print(f"written to {where}/; review it, then commit it (git add {where})")
@@ -135,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "EDITION.json; PNG outputs are re-encoded and downscaled, widget state dropped. Refuses a chapter "
                     "that is missing, ran on another profile or failed, and an edition above 25 MB.")
     save.add_argument("--profile", default="cpu", help="smoke | cpu | paper (default: cpu)")
+    save.add_argument("--only", nargs="+", metavar="CHAPTER",
+                      help="replace just these chapters in the saved edition of the profile (the others keep theirs)")
     save.set_defaults(func=_cmd_edition_save)
 
     prof = sub.add_parser("profiles", help="show each chapter's parameters and profiles")

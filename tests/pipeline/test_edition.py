@@ -152,6 +152,41 @@ def test_save_refuses_a_chapter_whose_last_run_failed(executed, tmp_path):
         ed.save_edition("smoke", output_root=executed, dest=tmp_path / "edition")
 
 
+def test_save_only_replaces_the_named_chapters(executed, tmp_path, monkeypatch, capsys):
+    dest = tmp_path / "edition"
+    first = ed.save_edition("smoke", output_root=executed, dest=dest)
+    kept = (dest / "b1_angio_quality.ipynb").read_bytes()
+    # a2 runs again at another commit; b1's executed notebook changes too but is not named, so it is not copied
+    fake_executed("a2_compression_detection", "smoke", executed)
+    newer = "fedcba9876543210fedcba9876543210fedcba98"
+    for stem in ("a2_compression_detection", "b1_angio_quality"):
+        path = generated_dir(executed) / f"{stem}.ipynb"
+        nb = json.loads(path.read_text())
+        nb["metadata"]["medtask"]["git"]["commit"] = newer
+        nb["cells"] = [c for c in nb["cells"] if PROVENANCE_TOP_TAG not in c["metadata"].get("tags", [])]
+        stamp_provenance(nb, nb["metadata"]["medtask"])
+        path.write_text(json.dumps(nb))
+    (config.results_dir("a2_compression_detection", "smoke", executed) / "targets.csv").write_text("a\n1\n")
+    (generated_dir(executed) / "c1_gradprom_diagnosis.ipynb").unlink()  # not named: not needed
+    monkeypatch.setenv("MEDTASK_OUTPUT", str(executed))
+    monkeypatch.setenv(ed.EDITION_ENV, str(dest))
+    assert main(["edition", "save", "--profile", "smoke", "--only", "a2_compression_detection"]) == 0
+    info = ed.read_info(dest)
+    assert info["chapters"]["a2_compression_detection"]["commit"] == newer
+    assert {s: c for s, c in info["chapters"].items() if s != "a2_compression_detection"} == {
+        s: c for s, c in first["chapters"].items() if s != "a2_compression_detection"}
+    assert (dest / "b1_angio_quality.ipynb").read_bytes() == kept
+    assert (dest / "results" / "smoke" / "a2_compression_detection" / "targets.csv").is_file()
+    assert (dest / "c1_gradprom_diagnosis.ipynb").is_file() and ed.edition_problems(dest) == []
+    assert info["bytes"] == sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
+    with pytest.raises(ed.EditionError, match="holds the edition of profile 'smoke'"):
+        ed.save_edition("cpu", output_root=executed, dest=dest, only=["a2_compression_detection"])
+    with pytest.raises(ed.EditionError, match="no chapter z9"):
+        ed.save_edition("smoke", output_root=executed, dest=dest, only=["z9"])
+    with pytest.raises(ed.EditionError, match="holds no edition"):
+        ed.save_edition("smoke", output_root=executed, dest=tmp_path / "none", only=["a2_compression_detection"])
+
+
 def test_save_refuses_an_edition_above_the_limit(executed, tmp_path):
     with pytest.raises(ed.EditionError, match=r"would take .* MB, above the limit of 0.0 MB"):
         ed.save_edition("smoke", output_root=executed, dest=tmp_path / "edition", max_bytes=1000)

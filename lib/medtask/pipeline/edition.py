@@ -2,8 +2,9 @@
 
 ``medtask edition save --profile P`` copies the chapters executed in the output root (``book/generated/``) and
 the small result files the book reads (each chapter's tables, ``claims.csv`` among them, and its ``run.json``)
-into ``edition/``, with ``EDITION.json`` saying what it is. It refuses a chapter that is missing, ran on another
-profile or failed, and an edition above :data:`MAX_BYTES`. Notebooks are shrunk on the way: PNG outputs
+into ``edition/``, with ``EDITION.json`` saying what it is (``--only CHAPTER ...`` replaces just those chapters in
+the saved edition). It refuses a chapter that is missing, ran on another profile or failed, and an edition above
+:data:`MAX_BYTES`. Notebooks are shrunk on the way: PNG outputs
 re-encoded (optimised, downscaled to at most :data:`MAX_IMAGE_WIDTH` pixels wide), widget state dropped.
 
 ``medtask book --no-run`` builds from the output root's chapters when all are executed on the profile, else from
@@ -154,58 +155,85 @@ def _mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB"
 
 
+def _copy_chapter(stem: str, profile: str, output_root: str | os.PathLike | None, dest: Path,
+                  max_width: int) -> tuple[dict[str, Any], str | None]:
+    """Copy chapter ``stem``'s executed notebook (shrunk) and result files from the output root into ``dest``;
+    return its ``EDITION.json`` record and the data folder it ran on (as pages show it)."""
+    out = config.output_root(output_root)
+    nb = json.loads((generated_dir(output_root) / f"{stem}.ipynb").read_text())
+    record = nb["metadata"]["medtask"]
+    shrink_notebook(nb, max_width)
+    stamp_provenance(nb, record)  # chapters executed before the top box existed gain it
+    nb_path = dest / f"{stem}.ipynb"
+    nb_path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    res_src = out / "results" / profile / stem
+    res_dst = dest / "results" / profile / stem
+    if res_dst.exists():
+        shutil.rmtree(res_dst)
+    res_dst.mkdir(parents=True)
+    for table in sorted(res_src.glob("*.csv")):  # the chapter's tables (claims.csv: the findings page)
+        shutil.copy2(table, res_dst / table.name)
+    run_json = res_src / "run.json"
+    if run_json.is_file():  # the full record, with folders shown as pages show them
+        run = json.loads(run_json.read_text())
+        folders = {"data": (run.get("parameters") or {}).get("data_root"), "output": out}
+        (res_dst / "run.json").write_text(json.dumps(config.scrub_paths(run, **folders), indent=1,
+                                                     default=str) + "\n")
+    git = record.get("git") or {}
+    root = (record.get("parameters") or {}).get("data_root")
+    return ({"commit": git.get("commit"), "dirty": git.get("dirty"), "executed": record.get("created"),
+             "wall_seconds": record.get("wall_seconds"), "bytes": nb_path.stat().st_size + _size(res_dst)},
+            config.display_path(root) if root else None)
+
+
 def save_edition(profile: str = "cpu", *, output_root: str | os.PathLike | None = None,
                  dest: str | os.PathLike | None = None, max_bytes: int = MAX_BYTES,
-                 max_width: int = MAX_IMAGE_WIDTH) -> dict[str, Any]:
+                 max_width: int = MAX_IMAGE_WIDTH, only: list[str] | None = None) -> dict[str, Any]:
     """Copy every chapter executed on ``profile`` in the output root into the edition (``dest``), shrunk; return
     the edition's description (also written to ``EDITION.json``).
 
-    Nothing is changed unless every chapter is there, ran on ``profile`` without error, and the whole fits in
-    ``max_bytes``; the edition is then replaced at once.
+    With ``only`` (chapter names), just those chapters are replaced in an existing edition of ``profile``; the
+    others stay as they were saved, each still naming its own commit. Nothing is changed unless every chapter
+    to copy is there, ran on ``profile`` without error, and the whole fits in ``max_bytes``; the edition is
+    then replaced at once.
     """
     stems = all_chapters()
-    out = config.output_root(output_root)
-    problems = chapter_problems(profile, output_root, stems)
+    target = edition_root(dest)
+    old_info = read_info(target) if only else None
+    if only:
+        unknown = sorted(set(only) - set(stems))
+        if unknown:
+            raise EditionError(f"no chapter {', '.join(unknown)}; the chapters are: {', '.join(stems)}")
+        if old_info is None or old_info.get("profile") != profile:
+            raise EditionError(
+                f"cannot replace chapters in the edition of profile {profile!r}: {shown(target)} holds "
+                + ("no edition" if old_info is None else f"the edition of profile {old_info.get('profile')!r}")
+                + f"; save the whole edition (`medtask edition save --profile {profile}`) first.")
+    copy = [s for s in stems if s in set(only)] if only else stems
+    problems = chapter_problems(profile, output_root, copy)
     if problems:
         raise EditionError(
-            f"cannot save the edition of profile {profile!r}: {len(problems)} of {len(stems)} chapter(s) in "
+            f"cannot save the edition of profile {profile!r}: {len(problems)} of {len(copy)} chapter(s) in "
             f"{shown(generated_dir(output_root))} cannot stand for it:\n"
             + "\n".join(f"  - {s}: {why}" for s, why in problems.items())
             + f"\nRun them (or every chapter: `medtask book --profile {profile}`; `make study` for the cpu profile), "
               f"then `medtask edition save --profile {profile}` again.")
-    target = edition_root(dest)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         chapters_info: dict[str, Any] = {}
-        data_roots = set()
+        data_roots: set[str] = set()
+        if old_info is not None:  # start from the saved edition; the chapters to copy replace theirs
+            shutil.copytree(target, tmp, dirs_exist_ok=True)
+            old_root = old_info.get("data_root")
+            data_roots.update([old_root] if isinstance(old_root, str) else old_root or [])
         for stem in stems:
-            nb = json.loads((generated_dir(output_root) / f"{stem}.ipynb").read_text())
-            record = nb["metadata"]["medtask"]
-            shrink_notebook(nb, max_width)
-            stamp_provenance(nb, record)  # chapters executed before the top box existed gain it
-            nb_path = tmp / f"{stem}.ipynb"
-            nb_path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
-            res_src = out / "results" / profile / stem
-            res_dst = tmp / "results" / profile / stem
-            res_dst.mkdir(parents=True)
-            for table in sorted(res_src.glob("*.csv")):  # the chapter's tables (claims.csv: the findings page)
-                shutil.copy2(table, res_dst / table.name)
-            run_json = res_src / "run.json"
-            if run_json.is_file():  # the full record, with folders shown as pages show them
-                run = json.loads(run_json.read_text())
-                folders = {"data": (run.get("parameters") or {}).get("data_root"), "output": out}
-                (res_dst / "run.json").write_text(json.dumps(config.scrub_paths(run, **folders), indent=1,
-                                                             default=str) + "\n")
-            git = record.get("git") or {}
-            root = (record.get("parameters") or {}).get("data_root")
-            if root:
-                data_roots.add(config.display_path(root))
-            chapters_info[stem] = {
-                "commit": git.get("commit"), "dirty": git.get("dirty"), "executed": record.get("created"),
-                "wall_seconds": record.get("wall_seconds"),
-                "bytes": nb_path.stat().st_size + _size(res_dst),
-            }
+            if stem in copy:
+                chapters_info[stem], root = _copy_chapter(stem, profile, output_root, tmp, max_width)
+                if root:
+                    data_roots.add(root)
+            else:
+                chapters_info[stem] = old_info["chapters"][stem]
         git = provenance.git_state()
         info = {
             "profile": profile,
@@ -314,5 +342,6 @@ def edition_problems(root: str | os.PathLike | None = None) -> list[str]:
             problems.append(f"{stem}: ran with other parameters than its chapter has today on {profile!r}: "
                             + ", ".join(f"{k} (ran {ran.get(k, '<absent>')!r}, today {today.get(k, '<absent>')!r})"
                                         for k in differ)
-                            + f"; run it again and save the edition (`medtask edition save --profile {profile}`)")
+                            + f"; run it again and save it into the edition (`medtask run {stem} --profile {profile}`, "
+                              f"then `medtask edition save --profile {profile} --only {stem}`)")
     return problems
