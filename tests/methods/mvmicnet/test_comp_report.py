@@ -1,5 +1,7 @@
-"""Study A's chapter helpers: published tables joined to the sweep, sentences from scores, Fig. 4's frames."""
+"""Study A's chapter helpers: published tables joined to the sweep, sentences from scores, Fig. 4's frames,
+Fig. 3's legend."""
 
+import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
@@ -48,3 +50,14 @@ def test_targets_table_reads_the_original_score_the_kept_share_and_bd_psnr_again
     assert t["ours"].tolist() == pytest.approx([0.5, 0.9, -2.5])
     t = report.targets_table("segmentation", res, {"dice": 0.6, "miou": 0.6}, bd.assign(**{"MBT2018-Mean": -4.0}))
     assert list(t["met"]) == [True, False, False]
+
+
+def test_rate_figure_legend_names_every_line_of_every_panel():
+    ours = pd.DataFrame({"method": ["MBT2018-Mean", "MBT2018-Mean", "MVMICNet (stage 2)", "MVMICNet (stage 2)"],
+                         "bpp": [0.1, 0.2, 0.1, 0.2], "miou": [0.5, 0.6, 0.55, 0.62],
+                         "psnr_db": [30.0, 32.0, None, None], "ms_ssim": [0.95, 0.97, None, None]})
+    pub = pd.DataFrame({"method": ["MBT2018-Mean"], "bpp": [0.15], "miou": [0.7], "psnr_db": [31.0], "ms_ssim": [0.96]})
+    fig = plots.rate_figure(ours, pub, "miou", "mIoU")
+    names = [t.get_text() for t in fig.axes[-1].get_legend().get_texts()]
+    assert names == ["MBT2018-Mean", "MVMICNet (stage 2)", "MBT2018-Mean (published)"]
+    plt.close(fig)

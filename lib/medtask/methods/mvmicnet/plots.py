@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import matplotlib.pyplot as plt
 
 from medtask.methods.mvmicnet.study import fig4_panels
@@ -34,7 +36,12 @@ def rate_curves(df, metrics, *, x: str = "bpp", published=None, labels=None, tit
         if titles:
             ax.set_title(titles.get(metric, ""), fontsize=9)
         ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=6, loc="best")
+    # one legend for every line of every panel (MVMICNet's stage 2 has accuracy only, not the last panel's metric)
+    entries: dict[str, Any] = {}
+    for ax in axes[0]:
+        for handle, name in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(name, handle)
+    axes[0][-1].legend(list(entries.values()), list(entries), fontsize=6, loc="best")
     fig.tight_layout()
     return fig
 
