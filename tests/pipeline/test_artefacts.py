@@ -47,6 +47,10 @@ def test_changed_parameter_retrains_and_unchanged_is_reused_and_listed(tmp_path)
     p1, r1 = train(first, 0.0067)
     assert r1.resumed_from == 0 and p1.is_file() and p1.name.startswith("codec_r1-")
     assert first.reused_artefacts() == []
+    # asked for again in the same run (to load what it trained): still trained here, listed once
+    key = first.artefact_key({"factor": 0.0067, "steps": 4, "lr": 0.1}, datasets=(), code=(Scale,))
+    assert first.checkpoint("codec_r1", key=key) == p1
+    assert first.reused_artefacts() == [] and len(first.artefacts) == 1
 
     again = Chapter("a1_test", profile="smoke", results_dir=tmp_path / "r2")
     p2, r2 = train(again, 0.0067)

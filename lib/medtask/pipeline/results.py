@@ -171,8 +171,9 @@ class Chapter:
             self._git = provenance.git_state()
         producer = {"chapter": self.name, "profile": self.profile, "commit": self._git.get("commit"),
                     "dirty": self._git.get("dirty")}
-        entry = artefacts.register(path, name, key, producer)
-        self.artefacts = [a for a in self.artefacts if a["path"] != entry["path"]] + [entry]
+        if any(a["path"] == str(path) for a in self.artefacts):
+            return path  # asked again in this run (e.g. to load what it trained): the first entry says if it was reused
+        self.artefacts.append(artefacts.register(path, name, key, producer))
         return path
 
     def artefact_key(self, params: dict[str, Any], *, inputs: dict[str, str | os.PathLike] | None = None,
