@@ -13,11 +13,13 @@ import importlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import torch
 from torch import nn
 
+from medtask import data
 from medtask.errors import InvalidParameterError
 from medtask.engine.loop import Strategy
 
@@ -88,6 +90,18 @@ class Entry:
     def better(self, a: float, b: float) -> bool:
         """Whether metric value ``a`` is better than ``b``."""
         return a > b if self.higher_is_better else a < b
+
+
+@lru_cache(maxsize=32)
+def _split(name: str, split: str, size: tuple[int, ...], options: tuple[tuple[str, Any], ...]):
+    return data.load(name, split, size=size, **dict(options))
+
+
+def load_split(name: str, split: str, size: Any, options: dict[str, Any] | None = None):
+    """``split`` of dataset ``name`` at ``size`` through :func:`medtask.data.load` (with loader ``options``), held
+    in memory once per process: the recipes' training, curve and test sets."""
+    size = (int(size),) * 2 if isinstance(size, (int, float)) else tuple(int(v) for v in size)
+    return _split(name, split, size, tuple(sorted((options or {}).items())))
 
 
 _REGISTRY: dict[str, Entry] = {}

@@ -53,7 +53,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from medtask import data
 from medtask.data.augment import affine, color_jitter, compose, flips, random_crops
 from medtask.engine.batches import RandomBatches
 from medtask.engine.loop import Strategy
@@ -64,7 +63,7 @@ from medtask.methods.gradprom.strategies import DegradeBatch, EnhancerOnly, Reco
 from medtask.methods.gradprom.study import DegradedTestSet, enhance, recognise
 from medtask.nn.classifiers import build_classifier
 from medtask.nn.unet import build_unet
-from medtask.zoo.registry import Entry, register
+from medtask.zoo.registry import Entry, load_split, register
 
 COVID_DATA = [{"dataset": "COVID-CT", "size": [96, 96], "options": {"channels": 1}}]
 CVC_DATA = [{"dataset": "CVC-ColonDB", "size": [112, 128], "options": {"split_rule": "blocks"}}]
@@ -72,20 +71,15 @@ CVC_DATA = [{"dataset": "CVC-ColonDB", "size": [112, 128], "options": {"split_ru
 EVAL_SEED = 12345
 
 
-@lru_cache(maxsize=16)
-def _dataset(name: str, split: str, size: tuple[int, int], options: tuple[tuple[str, Any], ...]):
-    return data.load(name, split, size=size, **dict(options))
-
-
 def dataset(d: dict[str, Any], split: str):
     """One data item's ``split`` through :func:`medtask.data.load` (held in memory once per process)."""
-    return _dataset(d["dataset"], split, tuple(d["size"]), tuple(sorted(d.get("options", {}).items())))
+    return load_split(d["dataset"], split, d["size"], d.get("options"))
 
 
 @lru_cache(maxsize=16)
 def _degraded(name: str, split: str, size: tuple[int, int], options: tuple[tuple[str, Any], ...],
               degradation: tuple[tuple[str, Any], ...]) -> DegradedTestSet:
-    ds = _dataset(name, split, size, options)
+    ds = load_split(name, split, size, dict(options))
     return DegradedTestSet.build(ds, dict(degradation), seed=EVAL_SEED)
 
 

@@ -29,13 +29,11 @@ Study A
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import torch
 from torch import nn
 
-from medtask import data
 from medtask.data.augment import affine, color_jitter, compose, flips, random_crops, zoom_crops
 from medtask.engine.batches import RandomBatches, collate
 from medtask.engine.loop import Strategy
@@ -48,7 +46,7 @@ from medtask.metrics.image import psnr
 from medtask.metrics.segmentation import SegmentationMeter
 from medtask.nn.detection import build_faster_rcnn
 from medtask.nn.erfnet import build_erfnet
-from medtask.zoo.registry import Entry, register
+from medtask.zoo.registry import Entry, load_split, register
 
 #: Study A's working sizes (H, W): CVC-ColonDB's 500×574 frames and BCCD's 480×640 images,
 #: short side 256 and 320 px, aspect kept to within 2 % and sides multiples of 8.
@@ -56,14 +54,8 @@ CVC_SIZE = (256, 288)
 BCCD_SIZE = (320, 424)
 
 
-@lru_cache(maxsize=16)
-def _dataset(name: str, split: str, size: tuple[int, int], split_rule: str | None = None):
-    options = {"split_rule": split_rule} if split_rule else {}
-    return data.load(name, split, size=size, **options)
-
-
 def _load(d: dict[str, Any], split: str):
-    return _dataset(d["dataset"], split, tuple(d["size"]), d.get("split_rule"))
+    return load_split(d["dataset"], split, d["size"], {"split_rule": d["split_rule"]} if d.get("split_rule") else None)
 
 
 def _chunks(ds, batch_size: int):
