@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from medtask.data import load
+from medtask.data import load, sources
 from medtask.errors import CorruptFileError, DatasetNotFoundError, InvalidParameterError
 
 RNG = np.random.default_rng(0)
@@ -127,6 +127,23 @@ def test_isic2018_task1_and_task3(tmp_path):
         load("ISIC2018", "test", root=tmp_path)
     with pytest.raises(InvalidParameterError):
         load("ISIC2018", "train", root=tmp_path, task="detection")
+
+
+def test_isic2018_as_a_chapter_loads_it_grey_with_the_task_it_names(tmp_path):
+    # a loader without `channels` is converted after decoding; `task` reaches only a dataset with several tasks
+    _isic(tmp_path)
+    grey = load("ISIC2018", "train", root=tmp_path, task="classification", channels=1)
+    rgb = load("ISIC2018", "train", root=tmp_path, task="classification")
+    assert grey[0]["image"].shape == (1, 30, 40) and grey[0]["label"] == rgb[0]["label"]
+    luminance = torch.tensordot(torch.tensor([0.299, 0.587, 0.114]), rgb[0]["image"], dims=1)  # PIL's "L"
+    assert torch.allclose(grey[0]["image"][0], luminance, atol=0.01)
+    train, val = sources.load_splits("ISIC2018", None, ("train", "val"), root=tmp_path, task="segmentation",
+                                     channels=1)
+    assert train.task == "segmentation" and train[0]["image"].shape == (1, 45, 60)
+    (cls,) = sources.load_splits("ISIC2018", None, ("train",), root=tmp_path, task="classification", channels=1)
+    assert cls.task == "classification" and len(cls) == 3
+    with pytest.raises(InvalidParameterError, match="channels must be 1"):
+        load("ISIC2018", "train", root=tmp_path, channels=2)
 
 
 # --------------------------------------------------------------------------------------------

@@ -6,11 +6,15 @@ into memory and returns a :class:`~medtask.data.io.Dataset` of the sample dicts 
 Names are looked up case-insensitively (``"cvc-colondb"``, ``"CVC_ColonDB"`` and the folder name
 all work). Phantoms (``phantom-polyp``, ``phantom-boxes``, ``phantom-vessels``,
 ``phantom-classes``) are generated, and only when named. Each loader registers itself where it is
-defined (``@loader("CVC-ColonDB")``, :mod:`medtask.data.registry`).
+defined (``@loader("CVC-ColonDB")``, :mod:`medtask.data.registry`). ``channels=1|3`` (grey or RGB)
+works for every dataset: a loader that does not take it decodes as it does and the images are
+converted after (:func:`medtask.data.io.with_channels`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import os
 from typing import Any
 
@@ -18,7 +22,7 @@ from medtask.data import manifests, phantoms, sources, user_manifests  # noqa: F
 from medtask.data import (  # noqa: F401  (importing a loader module registers its loader)
     arcade, camus, chestxdet, colon, covidct, isic, kodak, lizard, polyp, retina, voc,
 )
-from medtask.data.io import Dataset, Record, parse_size
+from medtask.data.io import Dataset, Record, parse_size, with_channels
 from medtask.data.manifests import DatasetNotFoundError, dataset_dir, fingerprint, load_manifest, status, verify
 from medtask.data.registry import LOADERS, loader
 from medtask.errors import InvalidParameterError
@@ -51,10 +55,19 @@ def load(name: str, split: str, *, root: str | os.PathLike | None = None, size: 
         raise InvalidParameterError(f"dataset {canon!r} has a manifest but no loader; loaders exist for "
                                     f"{', '.join(available_loaders())}")
     registered = LOADERS[canon]
+    channels = None
+    if "channels" in options and "channels" not in inspect.signature(registered.function).parameters:
+        channels = options.pop("channels")
+        if channels not in (1, 3):
+            raise InvalidParameterError(f"channels must be 1 (grey) or 3 (RGB), got {channels!r}")
     copy, path = manifests.find_copy(canon, root)
     if registered.with_copy:
-        return registered.function(path, copy, split, size=size, limit=limit, **options)
-    return registered.function(path, split, size=size, limit=limit, **options)
+        ds = registered.function(path, copy, split, size=size, limit=limit, **options)
+    else:
+        ds = registered.function(path, split, size=size, limit=limit, **options)
+    if channels is not None:
+        ds.records = [dataclasses.replace(r, image=with_channels(r.image, channels)) for r in ds.records]
+    return ds
 
 
 __all__ = ["Dataset", "DatasetNotFoundError", "LOADERS", "Record", "available_loaders", "dataset_dir", "fingerprint",

@@ -223,15 +223,21 @@ def data_markdown(dataset: str | Sequence[str], test_dataset: str | None = None,
 
 def load_splits(dataset: str, test_dataset: str | None = None, splits: tuple[str, ...] = ("train", "test"), *,
                 root: str | os.PathLike | None = None, size: Any = None,
-                limits: dict[str, int | None] | None = None, **options: Any) -> tuple[Dataset, ...]:
+                limits: dict[str, int | None] | None = None, task: str | None = None,
+                **options: Any) -> tuple[Dataset, ...]:
     """``splits`` of a chapter's data, in that order: every split from ``dataset`` except ``"test"``, which comes
     from ``test_dataset`` where given (checked to have the training set's classes, :func:`check_same_classes`).
-    ``limits`` keeps the first n images of a split (``{"train": 16}``)."""
+    ``limits`` keeps the first n images of a split (``{"train": 16}``). ``task`` picks the labels of a dataset
+    that serves several (ISIC 2018: lesion masks or diagnoses); a dataset with one task ignores it."""
     from medtask.data import load as load_any
 
     limits = limits or {}
-    out = tuple(load_any(eval_name(dataset, test_dataset) if s == "test" else dataset, s, root=root, size=size,
-                         limit=limits.get(s), **options) for s in splits)
+
+    def one(name: str, split: str) -> Dataset:
+        extra = {"task": task} if task is not None and len(tasks(name, root)) > 1 else {}
+        return load_any(name, split, root=root, size=size, limit=limits.get(split), **extra, **options)
+
+    out = tuple(one(eval_name(dataset, test_dataset) if s == "test" else dataset, s) for s in splits)
     if "test" in splits and "train" in splits:
         check_same_classes(out[splits.index("train")], out[splits.index("test")])
     return out
