@@ -194,7 +194,7 @@ def test_torchrun_commands():
                                         "h:1"]) == ["zoo", "train", "x"]
 
 
-def test_job_file_keeps_tensors_shared_and_refuses_a_foreign_signature(tmp_path):
+def test_job_file_keeps_tensors_shared_and_refuses_a_foreign_or_changed_file(tmp_path):
     model = nn.Linear(3, 2)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     model(torch.randn(4, 3)).sum().backward()
@@ -210,3 +210,12 @@ def test_job_file_keeps_tensors_shared_and_refuses_a_foreign_signature(tmp_path)
     torch.testing.assert_close(back["opt"].state[back["model"].weight]["exp_avg"], opt.state[model.weight]["exp_avg"])
     with pytest.raises(MedtaskError, match="not signed"):
         launch.read_job(job, b"x" * 32)
+    # the right key but changed contents: a weight (a tensor, outside the pickled graph) or a truncated file
+    data = job.read_bytes()
+    weight = model.weight.detach().numpy().tobytes()
+    at = data.index(weight)
+    tampered = data[:at] + bytes(len(weight)) + data[at + len(weight):]
+    for changed in (tampered, data[:-10], data[:20]):
+        job.write_bytes(changed)
+        with pytest.raises(MedtaskError, match="not signed .* or was changed since"):
+            launch.read_job(job, key)

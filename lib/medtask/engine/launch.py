@@ -13,9 +13,10 @@
 The job file (:func:`write_job`, :func:`read_job`) keeps tensors and objects apart: every tensor
 goes into a list loaded with ``torch.load(weights_only=True)`` (which also maps the kernel's GPU
 onto each rank's), and the object graph that refers to them (strategy classes, optimisers,
-closures, pickled with cloudpickle) is signed with HMAC-SHA256 under a random key that only the
-launching process and its workers know (passed in their environment), and is unpickled only
-after the signature checks: a job file written by anyone else is refused, never executed.
+closures, pickled with cloudpickle) refers to them by index. The file (graph and tensors) is signed
+with HMAC-SHA256 under a random key that only the launching process and its workers know (passed
+in their environment), and nothing in it is loaded before the signature checks: a job file written
+or changed by anyone else is refused, never executed or trained on.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from medtask.errors import InvalidParameterError, MedtaskError
 NPROC_ENV = "MEDTASK_NPROC"
 #: the variable that hands the job file's signing key (hex) to the worker processes
 JOB_KEY_ENV = "MEDTASK_JOB_KEY"
+#: the job file starts with the HMAC-SHA256 of everything after it
+SIGNATURE_BYTES = 32
 #: the options the launcher consumes (each takes one value)
 LAUNCH_OPTIONS = ("--nproc", "--nnodes", "--rdzv-endpoint", "--rdzv-id")
 
@@ -131,24 +134,25 @@ def write_job(obj: Any, path: str | os.PathLike, key: bytes) -> None:
 
     buf = io.BytesIO()
     _Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
-    graph = buf.getvalue()
-    signature = hmac.new(key, graph, hashlib.sha256).digest()
-    with open(path, "wb") as f:
-        torch.save({"tensors": tensors, "graph": torch.frombuffer(bytearray(graph), dtype=torch.uint8),
-                    "signature": torch.frombuffer(bytearray(signature), dtype=torch.uint8)}, f)
+    payload = io.BytesIO()
+    torch.save({"tensors": tensors, "graph": torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8)}, payload)
+    body = payload.getvalue()
+    with open(path, "wb") as f:  # the signature covers every byte after it: the graph and the tensors alike
+        f.write(hmac.new(key, body, hashlib.sha256).digest() + body)
 
 
 def read_job(path: str | os.PathLike, key: bytes, map_location: Any = None) -> Any:
     """Read what :func:`write_job` wrote, after checking its signature with ``key``; tensors go to ``map_location``."""
     import torch
 
-    with open(path, "rb") as f:
-        spec = torch.load(f, map_location=map_location, weights_only=True)
-    graph = spec["graph"].numpy().tobytes()
-    if not hmac.compare_digest(hmac.new(key, graph, hashlib.sha256).digest(), spec["signature"].numpy().tobytes()):
-        raise MedtaskError(f"the job file {path} is not signed by the process that launched this worker; refusing "
-                           "to load it (start trainings with `medtask run --nproc N` or `medtask zoo train --nproc N`)")
-    tensors = spec["tensors"]
+    data = Path(path).read_bytes()
+    signature, body = data[:SIGNATURE_BYTES], data[SIGNATURE_BYTES:]
+    if not hmac.compare_digest(hmac.new(key, body, hashlib.sha256).digest(), signature):
+        raise MedtaskError(f"the job file {path} is not signed by the process that launched this worker, or was "
+                           "changed since; refusing to load it (start trainings with `medtask run --nproc N` or "
+                           "`medtask zoo train --nproc N`)")
+    spec = torch.load(io.BytesIO(body), map_location=map_location, weights_only=True)
+    graph, tensors = spec["graph"].numpy().tobytes(), spec["tensors"]
 
     class _Unpickler(pickle.Unpickler):
         def persistent_load(self, pid: Any) -> Any:
@@ -203,7 +207,8 @@ def _worker(job: str) -> None:
     location = {"cuda:0": f"cuda:{torch.cuda.current_device()}"} if torch.cuda.is_available() else None
     key = bytes.fromhex(os.environ.pop(JOB_KEY_ENV, ""))
     if not key:
-        raise MedtaskError(f"{JOB_KEY_ENV} is not set: worker processes are started by train_in_workers only")
+        raise MedtaskError(f"{JOB_KEY_ENV} is not set: worker processes are started by train_in_workers only (start "
+                           "trainings with `medtask run --nproc N` or `medtask zoo train --nproc N`)")
     spec = read_job(job, key, map_location=location)
     torch.set_rng_state(spec["rng"]["cpu"])  # the caller's generator: the noise of a one-process run
     if spec["rng"]["cuda"] is not None and torch.cuda.is_available():
