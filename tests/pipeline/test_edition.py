@@ -10,9 +10,11 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 
 import nbformat
 import pytest
+from PIL import Image
 
 from medtask import config
 from medtask.cli import main
@@ -27,8 +29,6 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
 def _png(width: int, height: int) -> str:
-    from PIL import Image
-
     buf = io.BytesIO()
     Image.new("RGB", (width, height), (200, 30, 30)).save(buf, format="PNG")
     return base64.b64encode(buf.getvalue()).decode("ascii")
@@ -96,13 +96,14 @@ def test_save_writes_a_small_edition(executed, tmp_path):
         assert "widgets" not in nb["metadata"]
         outs = [o for c in nb["cells"] for o in c.get("outputs", [])]
         assert not [o for o in outs if ed.WIDGET_MIME in o.get("data", {})]
-        from PIL import Image
-
         pngs = [Image.open(io.BytesIO(base64.b64decode(o["data"]["image/png"]))) for o in outs
                 if "image/png" in o.get("data", {})]
         assert [im.size for im in pngs] == [(1400, 350)]
     assert ed.edition_problems(dest) == []
     assert info["wall_seconds"] == 12.5 * len(chapters())
+    umask = os.umask(0)
+    os.umask(umask)
+    assert dest.stat().st_mode & 0o777 == 0o777 & ~umask  # as a folder made by mkdir, not mkdtemp's 0700
 
 
 def test_cpu_edition(tmp_path, monkeypatch, capsys):
@@ -142,8 +143,6 @@ def test_save_refuses_a_chapter_of_another_profile_or_with_an_error(executed, tm
 
 
 def test_save_refuses_a_chapter_whose_last_run_failed(executed, tmp_path):
-    import os
-
     done = generated_dir(executed) / "a2_compression_detection.ipynb"
     failed = done.with_name("a2_compression_detection.failed.ipynb")
     failed.write_text("{}")

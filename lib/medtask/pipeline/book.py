@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -16,7 +15,7 @@ from medtask.errors import MedtaskError
 from medtask.pipeline.edition import INFO, chapter_problems, read_info, shown
 from medtask.pipeline.edition import edition_root as edition_root_of
 from medtask.pipeline.profiles import chapters as all_chapters
-from medtask.pipeline.runner import RunRecord, copy_static_book, generated_dir, run_notebook
+from medtask.pipeline.runner import RunRecord, copy_static_book, executed_profile, generated_dir, run_notebook
 from medtask.reporting.findings import write_findings_page
 from medtask.reporting.references import write_dataset_bib
 
@@ -47,11 +46,6 @@ def _filtered_toc(toc: dict, keep: set[str]) -> dict:
         return node
 
     return walk(toc)
-
-
-def executed_profile(notebook: Path) -> str | None:
-    """The profile an executed chapter ran on (from the provenance the runner stores in its metadata)."""
-    return json.loads(notebook.read_text()).get("metadata", {}).get("medtask", {}).get("profile")
 
 
 def _report(rec: RunRecord) -> None:

@@ -31,7 +31,8 @@ from medtask import config, provenance
 from medtask.errors import MedtaskError
 from medtask.pipeline.profiles import chapters as all_chapters
 from medtask.pipeline.profiles import load_profile, parameter_cell, resolve_notebook
-from medtask.pipeline.runner import PATH_PARAMETERS, PROVENANCE_TOP_TAG, generated_dir, stamp_provenance
+from medtask.pipeline.runner import (PATH_PARAMETERS, PROVENANCE_TOP_TAG, error_cells, executed_profile, generated_dir,
+                                     stamp_provenance)
 
 #: moves the edition away from the repository's ``edition/`` (what the tests do)
 EDITION_ENV = "MEDTASK_EDITION"
@@ -69,15 +70,6 @@ def read_info(root: str | os.PathLike | None = None) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def _executed_profile(nb: dict[str, Any]) -> str | None:
-    return nb.get("metadata", {}).get("medtask", {}).get("profile")
-
-
-def _errors(nb: dict[str, Any]) -> list[str]:
-    return [f"{o.get('ename')}: {o.get('evalue')}" for c in nb.get("cells", []) for o in c.get("outputs", []) or []
-            if o.get("output_type") == "error"]
-
-
 def chapter_problems(profile: str, output_root: str | os.PathLike | None = None,
                      stems: list[str] | None = None, *, last_run: bool = True) -> dict[str, str]:
     """Chapter -> why its executed notebook in the output root cannot stand for ``profile`` (none: all can):
@@ -91,10 +83,10 @@ def chapter_problems(profile: str, output_root: str | os.PathLike | None = None,
             problems[stem] = "not executed; run " + run.format(stem=stem)
             continue
         nb = json.loads(path.read_text())
-        ran_on = _executed_profile(nb)
+        ran_on = executed_profile(nb)
         if ran_on != profile:
             problems[stem] = f"executed on profile {ran_on!r}, not {profile!r}; run " + run.format(stem=stem)
-        elif errs := _errors(nb):
+        elif errs := error_cells(nb):
             problems[stem] = f"its executed notebook holds an error ({errs[0][:200]}); fix it and run " + run.format(
                 stem=stem)
         elif last_run and failed.is_file() and failed.stat().st_mtime > path.stat().st_mtime:
@@ -220,6 +212,9 @@ def save_edition(profile: str = "cpu", *, output_root: str | os.PathLike | None 
               f"then `medtask edition save --profile {profile}` again.")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would follow the folder into edition/
     try:
         chapters_info: dict[str, Any] = {}
         data_roots: set[str] = set()

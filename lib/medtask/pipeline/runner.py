@@ -314,15 +314,19 @@ def stamp_provenance(nb: dict[str, Any], record: dict[str, Any]) -> None:
     nb["cells"].append(cell(PROVENANCE_TAG, provenance_markdown(record)))
 
 
-def error_cells(executed: Path) -> list[str]:
-    """The error outputs of an executed notebook (empty when it ran clean)."""
-    nb = json.loads(Path(executed).read_text())
-    errs = []
-    for c in nb["cells"]:
-        for o in c.get("outputs", []):
-            if o.get("output_type") == "error":
-                errs.append(f"{o.get('ename')}: {o.get('evalue')}")
-    return errs
+def _notebook(executed: Path | dict[str, Any]) -> dict[str, Any]:
+    return executed if isinstance(executed, dict) else json.loads(Path(executed).read_text())
+
+
+def error_cells(executed: Path | dict[str, Any]) -> list[str]:
+    """The error outputs of an executed notebook (its path, or the notebook read) — empty when it ran clean."""
+    return [f"{o.get('ename')}: {o.get('evalue')}" for c in _notebook(executed).get("cells", [])
+            for o in c.get("outputs", []) or [] if o.get("output_type") == "error"]
+
+
+def executed_profile(executed: Path | dict[str, Any]) -> str | None:
+    """The profile an executed chapter (its path, or the notebook read) ran on, from the provenance in its metadata."""
+    return _notebook(executed).get("metadata", {}).get("medtask", {}).get("profile")
 
 
 def copy_static_book(dest: Path) -> None:

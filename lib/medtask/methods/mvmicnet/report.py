@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from medtask.data.io import parse_size
 from medtask.errors import InvalidParameterError
 from medtask.methods.mvmicnet.codecs import classic
 from medtask.methods.mvmicnet.study import ARCH_LABEL, CompressionStudy, Decoded, Sweep
@@ -55,17 +56,9 @@ def bd_tables(df: pd.DataFrame, metrics: Sequence[str], method: str = "pchip") -
     return pd.concat(blocks, ignore_index=True)
 
 
-def frame_size(size: int | Sequence[int]) -> tuple[int, int]:
-    """``(H, W)`` of a chapter's ``size`` parameter: one number (square frames) or ``[H, W]``."""
-    if isinstance(size, (int, float)):
-        return int(size), int(size)
-    h, w = size
-    return int(h), int(w)
-
-
 def msssim_note(size: int | Sequence[int]) -> str:
     """How MS-SSIM was computed at this image size (for the chapter prose)."""
-    s = msssim_settings(*frame_size(size))
+    s = msssim_settings(*parse_size(size))
     return (f"MS-SSIM: pytorch-msssim with {s['scales']} scales, {s['win_size']}-px Gaussian window, weights "
             f"{[round(w, 4) for w in s['weights']]} (the standard 5-scale/11-px setting needs > 160 px)")
 
@@ -170,7 +163,7 @@ FIXED_BYTES = 18
 
 def fixed_bytes_sentence(decoded: dict[tuple[str, int], Decoded], size: int | Sequence[int]) -> str:
     """How large the fixed bytes are against a whole learned bitstream at this run's image size (Markdown)."""
-    h, w = frame_size(size)
+    h, w = parse_size(size)
     sizes = np.concatenate([d.bpp * h * w / 8 for d in decoded.values() if d.bpp_est is not None])
     share = 100 * FIXED_BYTES / sizes
     return (f"At this run's {h}×{w}-px frames a whole learned bitstream is {sizes.min():.0f}–{sizes.max():.0f} bytes, so "
@@ -267,7 +260,7 @@ DETECTION_COLUMNS = ["bpp", "psnr_db", "ms_ssim", "map_stage1", "map_stage2", "a
 def data_summary(dataset: str, train, calib, test, size: int | Sequence[int],
                  classes: Sequence[str] | None = None) -> str:
     """One line on the splits' sizes (and the foreground classes, where given) at the working resolution."""
-    h, w = frame_size(size)
+    h, w = parse_size(size)
     text = f"{dataset}: train {len(train)}, calibration {len(calib)}, test {len(test)} images at {h}x{w} (HxW)"
     return text if classes is None else f"{text}; classes {classes}"
 
