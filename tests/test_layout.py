@@ -125,9 +125,10 @@ def test_chapters_are_thin(path):
 
 @pytest.mark.parametrize("path", [p for p in sorted(NOTEBOOKS.glob("*.md")) if "\ntest_dataset = " in p.read_text()],
                          ids=lambda p: p.stem)
-def test_chapters_with_a_test_dataset_key_their_training_without_it(path):
-    """A chapter that can test on another dataset leaves it out of its training keys, so that changing only
-    ``test_dataset`` reuses the trained networks."""
+def test_chapters_with_a_test_dataset_pass_test_only_to_their_chapter(path):
+    """A chapter that can test on another dataset tells its Chapter so (``test_only=``), which leaves it out of
+    the training keys; that a rerun tested elsewhere then reuses the trained networks is tested by running
+    chapters in tests/pipeline/test_own_data_chapter.py."""
     assert re.search(r"test_only=\w+\.test_only\(datasets?, test_dataset\)", path.read_text()), (
         f"{path.name} has a test_dataset parameter but passes no test_only=sources.test_only(..., test_dataset) "
         "to its Chapter: give it, if its training samples do not depend on test_dataset")

@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     book.add_argument("--only", nargs="+", metavar="CHAPTER", help="run and build only these chapters")
     book.add_argument("--no-run", action="store_true",
                       help="build from the chapters already executed, or from the published edition (edition/) "
-                           "when some chapter is not executed on the profile")
+                           "when some chapter is not executed on the profile or its notebook holds an error")
     book.add_argument("--edition", action="store_true",
                       help="build from the published edition in edition/ (runs nothing)")
     book.add_argument("--data-root", default=None, help="dataset folder (default: $MEDTASK_DATA or ./data)")

@@ -105,8 +105,9 @@ def build_book(
     """Run the chapters (cached) on ``profile``, ``jobs`` at a time, then build the HTML into ``<output>/_build/html``.
 
     ``edition=True`` builds from the published edition (``edition/``, :mod:`medtask.pipeline.edition`) and runs
-    nothing; ``edition=None`` (the default) does so only when ``run`` is False and some chapter of the build is not
-    executed on ``profile`` in the output root; ``edition=False`` never does.
+    nothing; ``edition=None`` (the default) does so only when ``run`` is False and some chapter of the build cannot
+    stand for ``profile`` in the output root (not executed on it, or its notebook holds an error); ``edition=False``
+    never does.
     """
     book_chapters = all_chapters()
     stems = only or book_chapters
@@ -122,12 +123,12 @@ def build_book(
         if lacking:
             if read_info(edition_root) is None:
                 raise MedtaskError(
-                    f"chapters not executed on profile {profile!r} in {shown(generated_dir(output_root))}: "
+                    f"chapters not usable for profile {profile!r} in {shown(generated_dir(output_root))}: "
                     + "; ".join(f"{s} ({why.split(';')[0]})" for s, why in lacking.items())
                     + f", and there is no published edition in {shown(edition_root_of(edition_root))} to build from "
                       f"instead; run `medtask book --profile {profile}` (`make study`) first")
-            print(f"[medtask] building from the published edition: {len(lacking)} chapter(s) not executed on "
-                  f"profile {profile!r} in the output root ({', '.join(lacking)})", flush=True)
+            print(f"[medtask] building from the published edition: {len(lacking)} chapter(s) in the output root not "
+                  f"executed on profile {profile!r} or holding an error ({', '.join(lacking)})", flush=True)
     if edition:
         info = read_info(edition_root)
         root = edition_root_of(edition_root)
