@@ -10,8 +10,11 @@ Images are fed in [0, 1]; torchvision's transform normalises and resizes them to
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
+from medtask.data.io import parse_size
 from medtask.errors import InvalidParameterError
 
 BACKBONES = ("resnet50-fpn", "mobilenet-v3-fpn", "resnet18-fpn")
@@ -37,3 +40,10 @@ def build_faster_rcnn(num_classes: int, backbone: str = "resnet50-fpn", *, min_s
         bb = resnet_fpn_backbone(backbone_name="resnet18", weights=None, trainable_layers=5)
         return FasterRCNN(bb, num_classes=n, **common)
     raise InvalidParameterError(f"unknown detector backbone {backbone!r}; choose from {', '.join(BACKBONES)}")
+
+
+def detector_for_frames(num_classes: int, backbone: str, size: Any, **kwargs) -> nn.Module:
+    """:func:`build_faster_rcnn` with its internal resize set to frames of ``size`` (``n`` or ``(H, W)``), so that
+    it never rescales them (``min_size`` = the short side, ``max_size`` = the long one)."""
+    h, w = parse_size(size)
+    return build_faster_rcnn(num_classes, backbone, min_size=min(h, w), max_size=max(h, w), **kwargs)

@@ -44,7 +44,7 @@ from medtask.methods.mvmicnet.strategies import SCALE_255, CodecMSEStrategy, Tas
 from medtask.metrics.detection import DetectionMeter
 from medtask.metrics.image import psnr
 from medtask.metrics.segmentation import SegmentationMeter
-from medtask.nn.detection import build_faster_rcnn
+from medtask.nn.detection import detector_for_frames
 from medtask.nn.erfnet import build_erfnet
 from medtask.zoo.registry import Entry, load_split, register
 
@@ -273,9 +273,8 @@ class DetectorEntry(Entry):
                 "min_size": min(h, w), "max_size": max(h, w)}
 
     def build(self) -> nn.Module:
-        a = self.architecture()
-        return build_faster_rcnn(self.num_classes, self.backbone, min_size=a["min_size"], max_size=a["max_size"],
-                                 **self.hyperparameters["detector_options"])
+        return detector_for_frames(self.num_classes, self.backbone, self.data[0]["size"],
+                                   **self.hyperparameters["detector_options"])
 
     def strategy(self, model: nn.Module, device: torch.device) -> Strategy:
         return TaskStrategy(model, "detection", lr=self.hyperparameters["lr"], device=device)
