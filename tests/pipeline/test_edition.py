@@ -190,6 +190,8 @@ def test_save_refuses_an_edition_above_the_limit(executed, tmp_path):
     with pytest.raises(ed.EditionError, match=r"would take .* MB, above the limit of 0.0 MB"):
         ed.save_edition("smoke", output_root=executed, dest=tmp_path / "edition", max_bytes=1000)
     assert [p.name for p in tmp_path.iterdir()] == ["output"], "nothing is left behind"
+    info = ed.save_edition("smoke", output_root=executed, dest=tmp_path / "edition", max_bytes=10 ** 8)
+    assert info["max_bytes"] == 10 ** 8 and "(limit 100.0 MB)" in ed.summary(info)  # the limit it was saved under
 
 
 def test_edition_save_command(executed, tmp_path, monkeypatch, capsys):

@@ -239,6 +239,7 @@ def save_edition(profile: str = "cpu", *, output_root: str | os.PathLike | None 
             "wall_seconds": round(sum(c["wall_seconds"] or 0 for c in chapters_info.values()), 1),
             "chapters": chapters_info,
             "max_image_width": max_width,
+            "max_bytes": max_bytes,
         }
         info["bytes"] = 0
         for _ in range(4):  # the total includes EDITION.json itself, which holds the total
@@ -274,7 +275,7 @@ def summary(info: dict[str, Any]) -> str:
         lines.append(f"{stem:32} {_mb(c['bytes']):>9} {wall:>10}  {(c.get('commit') or 'unknown')[:12]}"
                      + (" (uncommitted changes)" if c.get("dirty") else ""))
     lines.append(f"edition of profile {info['profile']!r}: {len(info['chapters'])} chapters, {_mb(info['bytes'])} "
-                 f"(limit {_mb(MAX_BYTES)}), {info['wall_seconds'] / 60:.1f} min of execution")
+                 f"(limit {_mb(info.get('max_bytes', MAX_BYTES))}), {info['wall_seconds'] / 60:.1f} min of execution")
     return "\n".join(lines)
 
 
