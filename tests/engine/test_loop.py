@@ -113,6 +113,34 @@ def test_finished_checkpoint_without_optimiser_state(tmp_path):
         fit(AdamRegression(), RandomBatches(data, 8, seed=2), 12, checkpoint=slim, progress=False)
 
 
+class SpikeAt(Regression):
+    """The regression whose loss is NaN at one step (a bad batch), as in a codec fine-tuning seen diverging."""
+
+    def __init__(self, bad_step: int) -> None:
+        super().__init__()
+        self.bad_step = bad_step
+
+    def compute_gradients(self, batch, step):
+        logs = super().compute_gradients(batch, step)
+        if step == self.bad_step:
+            self.net.weight.grad.fill_(float("nan"))
+            logs["loss"] = float("nan")
+        return logs
+
+
+@pytest.mark.parametrize("grad_clip", [None, 1.0])
+def test_a_step_with_nonfinite_gradients_is_skipped_not_applied(grad_clip):
+    res = fit(SpikeAt(bad_step=5), RandomBatches(dataset(), 8, seed=0), 40, grad_clip=grad_clip, progress=False)
+    s = res.history
+    assert res.skipped_steps == 1 and s[5]["skipped"] == 1.0 and "skipped" not in s[4]
+    assert len(s) == 40 and s[-1]["loss"] < 0.05 * s[0]["loss"]  # the run went on and still learned
+    clean = Regression()
+    fit(clean, RandomBatches(dataset(), 8, seed=0), 5, grad_clip=grad_clip, progress=False)
+    spiked = SpikeAt(bad_step=5)
+    fit(spiked, RandomBatches(dataset(), 8, seed=0), 6, grad_clip=grad_clip, progress=False)
+    torch.testing.assert_close(spiked.net.weight, clean.net.weight)  # step 5 changed nothing
+
+
 def test_zero_steps_checkpoint_holds_the_starting_weights(tmp_path):
     ckpt = tmp_path / "start.pt"
     start = Regression(seed=4)

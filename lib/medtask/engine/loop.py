@@ -80,6 +80,11 @@ class TrainResult:
         ran = self.steps - self.resumed_from
         return self.seconds / ran if ran > 0 else float("nan")
 
+    @property
+    def skipped_steps(self) -> int:
+        """Steps whose gradients were not finite, so that no optimiser stepped (see :func:`fit`)."""
+        return sum(1 for h in self.history if h.get("skipped"))
+
     def frame(self):
         """The history as a pandas DataFrame (one row per step)."""
         import pandas as pd
@@ -213,7 +218,10 @@ def fit(
     With ``checkpoint`` (a file path), state is saved atomically every ``checkpoint_every``
     steps and at the end (with ``steps=0``, the starting state); a later call with the same path
     resumes where it stopped, and a finished run returns at once with its recorded history (so
-    re-executing a notebook does not retrain). With ``keep_optimizer=False`` the checkpoint written at the
+    re-executing a notebook does not retrain). A step whose gradients are not finite (NaN or inf in any
+    optimiser's parameters) steps no optimiser and is marked ``"skipped"`` in the history
+    (:attr:`TrainResult.skipped_steps`); the schedulers and ``after_step`` still advance, so the run keeps
+    its step count. With ``keep_optimizer=False`` the checkpoint written at the
     last step keeps the networks, the strategy's state and the history but drops the optimiser and scheduler
     state (two thirds of an Adam-trained checkpoint): a rerun still loads it, but it cannot be trained
     further (a call with more steps raises :class:`~medtask.errors.CheckpointError`). The chapters' trainings,
@@ -288,12 +296,17 @@ def fit(
             if world > 1:
                 distributed.all_reduce_gradients(trained)
                 logs = distributed.average_logs({k: float(v) for k, v in logs.items()})
-            if grad_clip is not None:
-                for opt in optimizers.values():
-                    params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
-                    torch.nn.utils.clip_grad_norm_(params, grad_clip)
+            finite = True
             for opt in optimizers.values():
-                opt.step()
+                params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
+                norm = (torch.nn.utils.clip_grad_norm_(params, grad_clip) if grad_clip is not None
+                        else torch.nn.utils.get_total_norm([p.grad for p in params]))
+                finite = finite and bool(torch.isfinite(norm))
+            if finite:
+                for opt in optimizers.values():
+                    opt.step()
+            else:  # one bad batch must not turn every weight into NaN (what an unguarded step does)
+                logs = {**logs, "skipped": 1.0}
             strategy.after_step(step)
             for sched in schedulers.values():
                 sched.step()

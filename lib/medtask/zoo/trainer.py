@@ -113,10 +113,12 @@ def train(name: str, *, device: str = "auto", threads: int | None = None, progre
                      grad_clip=entry.grad_clip, schedulers=schedulers, progress=progress, desc=name)
         if not main or any(r["step"] == end for r in curve):
             continue
-        recent = [h["loss"] for h in result.history[-entry.eval_every:] if "loss" in h]
+        chunk = result.history[-entry.eval_every:]
+        recent = [h["loss"] for h in chunk if "loss" in h and not h.get("skipped")]
         t0 = time.perf_counter()
         scores = entry.evaluate(model, "val", dev)
         curve.append({"step": end, **scores, "train_loss": sum(recent) / max(len(recent), 1),
+                      "skipped_steps": sum(1 for h in chunk if h.get("skipped")),
                       "train_seconds": result.seconds, "eval_seconds": time.perf_counter() - t0})
         _write_json(curve_path, curve)
         print(f"[{name}] step {end}/{entry.steps}: " + ", ".join(f"{k}={v:.4g}" for k, v in scores.items()),
@@ -152,6 +154,7 @@ def finalize(entry: Entry, model: nn.Module, curve: list[dict[str, Any]], train_
         "processes": distributed.world_size(),
         "hyperparameters": entry.hyperparameters,
         "train_seconds": round(train_seconds, 1),
+        "skipped_steps": sum(r.get("skipped_steps", 0) for r in curve),
         "eval_seconds": round(sum(r.get("eval_seconds", 0.0) for r in curve) + time.perf_counter() - t0, 1),
         "device": provenance.device_info(), "python": platform.python_version(),
         "packages": provenance.package_versions(),
