@@ -52,13 +52,15 @@ def test_run_setting_rows_histories_and_resume(phantom, tmp_path):
     assert np.isfinite(df["psnr_db"].iloc[:-1]).all()
     summary = cosine_summary(cosine_log(res.histories))
     assert set(summary["strategy"]) == {"joint", "frozen", "gradprom"} and (summary["steps"] == 3).all()
-    again = run_setting(tiny_cfg(), train, test, {"name": "gaussian", "sigma": 0.2}, chapter=chapter,
+    assert chapter.reused_artefacts() == []  # everything was trained by this run
+    rerun = Chapter("c_test", results_dir=tmp_path / "res")
+    again = run_setting(tiny_cfg(), train, test, {"name": "gaussian", "sigma": 0.2}, chapter=rerun,
                         strategies=("gradprom",))  # finished checkpoint: same network, no retraining
     assert again.frame().set_index("strategy").loc["gradprom", "psnr_db"] == pytest.approx(
         df.set_index("strategy").loc["gradprom", "psnr_db"])
     maps = grad_cam(res.recognisers["frozen"]["classification"], res.enhanced["frozen"][:2])
     assert maps.shape == (2, 16, 16) and maps.min() >= 0 and maps.max() <= 1 + 1e-6
-    reused = {a["name"] for a in chapter.reused_artefacts()}
+    reused = {a["name"] for a in rerun.reused_artefacts()}
     assert "gaussian_0.2_sup_gradprom" in reused and "rec_classification_clean" in reused
     changed = Chapter("c_test", results_dir=tmp_path / "res")
     run_setting(tiny_cfg(lam=0.5), train, test, {"name": "gaussian", "sigma": 0.2}, chapter=changed,
