@@ -12,7 +12,8 @@ from medtask.zoo.registry import entries
 from medtask.zoo.store import read_card
 from medtask.zoo.trainer import verify
 
-_SHOWN = ("psnr", "bpp", "dice", "mean_dice", "miou")
+#: the test metrics shown for an entry, where its card has them (codecs, segmenters, detectors, classifiers)
+_SHOWN = ("psnr", "bpp", "dice", "mean_dice", "miou", "ap50", "map", "accuracy")
 
 
 def cards_table(root: Path | None = None) -> pd.DataFrame:
