@@ -32,8 +32,10 @@ def predict(net: nn.Module, inputs: torch.Tensor | Sequence[dict[str, Any]], *, 
     results = []
     try:
         for i in range(0, len(inputs), batch_size):
-            chunk = inputs[i:i + batch_size]
-            x = chunk if isinstance(chunk, torch.Tensor) else collate(list(chunk))["image"]
+            if isinstance(inputs, torch.Tensor):
+                x = inputs[i:i + batch_size]
+            else:  # a dataset need not support slicing
+                x = collate([inputs[j] for j in range(i, min(i + batch_size, len(inputs)))])["image"]
             results.append(keep(forward(net, x.to(device))))
     finally:
         net.train(was)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from medtask.errors import InvalidParameterError
-from medtask.methods.mvmicnet import report
+from medtask.methods.mvmicnet import evaluation, report
 from medtask.methods.mvmicnet import study as cs
 from medtask.methods.mvmicnet.codecs.learned import codec_spec
 from medtask.metrics.image import image_quality
@@ -25,10 +25,38 @@ def test_run_learned_and_classic_and_quality():
     q = image_quality(c.images, imgs, structure="ms_ssim")
     assert 20 < q["psnr_db"] < 60 and 0.5 < q["ms_ssim"] <= 1.0
     data = [{"image": imgs[i], "mask": (imgs[i, 0] > 0.5).long()} for i in range(3)]
-    s = cs.task_scores(build_erfnet(2, width=0.25), "segmentation", imgs, data, 2, torch.device("cpu"))
-    assert set(s) == {"miou", "dice", "macc"} and 0 <= s["miou"] <= 1
+    s = evaluation.task_scores(build_erfnet(2, width=0.25), "segmentation", imgs, data, 2, torch.device("cpu"))
+    assert set(s) == {"miou", "dice", "macc", "iou_fg", "mean_dice"} and 0 <= s["miou"] <= 1
     t = report.speed_table({("mbt", 1): d, ("jpeg", 1): c})
     assert list(t["method"]) == ["MBT2018-Mean", "JPEG"] and np.isnan(t.loc[1, "bytes_vs_estimate_pct"])
+
+
+class _Oracle(torch.nn.Module):
+    """Logits whose argmax is the given masks, batch by batch (a perfect segmenter of ``masks``)."""
+
+    def __init__(self, masks: torch.Tensor) -> None:
+        super().__init__()
+        self.masks, self.i = masks, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = self.masks[self.i:self.i + len(x)]
+        self.i += len(x)
+        return torch.stack([1 - m, m], 1).float()
+
+
+def test_task_scores_per_frame_dice_and_the_dataset_as_its_own_images():
+    imgs = torch.stack([smooth_image(h=32, w=32, seed=s) for s in range(3)])
+    masks = (imgs[:, 0] > 0.5).long()
+    masks[2] = 0  # a frame without polyp, predicted empty: Dice 1 by convention
+    data = [{"image": imgs[i], "mask": masks[i]} for i in range(3)]
+    pred = masks.clone()
+    pred[0] = 0  # frame 0 missed entirely: Dice 0
+    s = evaluation.task_scores(_Oracle(pred), "segmentation", data, data, 2, torch.device("cpu"), batch_size=2)
+    assert s["mean_dice"] == pytest.approx((0 + 1 + 1) / 3)
+    fg0, fg1 = int(masks[0].sum()), int(masks[1].sum())
+    assert s["dice"] == pytest.approx(2 * fg1 / (fg0 + 2 * fg1))
+    with pytest.raises(InvalidParameterError, match="2 images for 3"):
+        evaluation.task_scores(_Oracle(pred), "segmentation", imgs[:2], data, 2, torch.device("cpu"))
 
 
 def test_tables_curves_bd_and_claims():

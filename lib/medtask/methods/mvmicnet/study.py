@@ -38,7 +38,6 @@ from torch import nn
 from medtask import zoo
 from medtask.data.augment import random_crops
 from medtask.engine import RandomBatches, fit
-from medtask.engine.predict import predict
 from medtask.engine.signatures import network_signature, samples_signature, weights_digest
 from medtask.errors import InvalidParameterError
 from medtask.methods.mvmicnet.codecs import classic
@@ -53,10 +52,9 @@ from medtask.methods.mvmicnet.strategies import (
     check_lambda2,
     load_modules,
 )
+from medtask.methods.mvmicnet.evaluation import predict_masks, stack_images, task_scores
 from medtask.methods.mvmicnet.zoo import codec_entry_name
-from medtask.metrics.detection import DetectionMeter
 from medtask.metrics.image import image_quality
-from medtask.metrics.segmentation import SegmentationMeter
 from medtask.nn.losses import check_task
 
 ARCH_LABEL = {"mbt2018-mean": "MBT2018-Mean", "cheng2020-anchor": "Cheng2020-Anchor"}
@@ -90,14 +88,6 @@ class Decoded:
     encode_s: float = 0.0           # seconds per image
     decode_s: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def stack_images(ds: Sequence[dict[str, Any]]) -> torch.Tensor:
-    """All images of a (same-size) dataset as one ``[N, C, H, W]`` tensor."""
-    imgs = [s["image"] for s in ds]
-    if len({tuple(i.shape) for i in imgs}) != 1:
-        raise InvalidParameterError("test images differ in size; load the dataset with size=...")
-    return torch.stack(imgs)
 
 
 @torch.inference_mode()
@@ -138,35 +128,6 @@ def run_classic(name: str, images: torch.Tensor, knob: float, point: int) -> Dec
     label = classic.get_codec(name).label
     return Decoded(label, point, torch.stack(dec), np.array(bpp), None, knob, t_enc / n, t_dec / n,
                    {"file_bpp": float(np.mean(file_bpp))})
-
-
-def _detect(net: nn.Module, x: torch.Tensor) -> Any:
-    return net(list(x.unbind(0)))
-
-
-def task_scores(net: nn.Module, task: str, images: torch.Tensor, dataset: Sequence[dict[str, Any]],
-                num_classes: int, device: torch.device, batch_size: int = 8) -> dict[str, float]:
-    """Task metrics of ``net`` on ``images`` (decoded or original) against ``dataset``'s labels (``net`` left in eval mode)."""
-    net.eval()
-    if task == "segmentation":
-        meter = SegmentationMeter(num_classes)
-        masks = predict(net, images, batch_size=batch_size, device=device, output=lambda out: out.argmax(1).cpu())
-        for i, pred in zip(range(0, len(images), batch_size), masks):
-            meter.update(pred, torch.stack([dataset[j]["mask"] for j in range(i, i + len(pred))]))
-        s = meter.compute()
-        return {"miou": s["miou"], "dice": s["dice"], "macc": s["macc"]}
-    meter = DetectionMeter()
-    found = predict(net, images, batch_size=batch_size, device=device, forward=_detect, output=lambda out: out)
-    for i, preds in zip(range(0, len(images), batch_size), found):
-        meter.update(preds, [{"boxes": dataset[j]["boxes"], "labels": dataset[j]["labels"]} for j in range(i, i + len(preds))])
-    s = meter.compute()
-    return {"map": s["map"], "ap50": s["map_50"], "ap75": s["map_75"]}
-
-
-def predict_masks(net: nn.Module, images: torch.Tensor, device: torch.device, batch_size: int = 8) -> torch.Tensor:
-    """Class maps ``[N, H, W]`` of a segmentation network (left in eval mode)."""
-    net.eval()
-    return torch.cat(predict(net, images, batch_size=batch_size, device=device, output=lambda out: out.argmax(1).cpu()))
 
 
 # -- the study --------------------------------------------------------------------------------

@@ -40,10 +40,9 @@ from medtask.engine.loop import Strategy
 from medtask.errors import InvalidParameterError
 from medtask.methods.mvmicnet.codecs.bitstream import PAD_MULTIPLE, pad_to_multiple
 from medtask.methods.mvmicnet.codecs.learned import ZOO_LAMBDAS, build_codec, codec_spec
+from medtask.methods.mvmicnet.evaluation import task_scores
 from medtask.methods.mvmicnet.strategies import SCALE_255, CodecMSEStrategy, TaskStrategy
-from medtask.metrics.detection import DetectionMeter
 from medtask.metrics.image import psnr
-from medtask.metrics.segmentation import SegmentationMeter
 from medtask.nn.detection import detector_for_frames
 from medtask.nn.erfnet import build_erfnet
 from medtask.zoo.registry import Entry, load_split, register
@@ -211,23 +210,11 @@ class SegmenterEntry(Entry):
         return RandomBatches(_load(self.data[0], "train"), hp["batch_size"], seed=hp["seed"], augment=aug,
                              device=device)
 
-    @torch.inference_mode()
     def evaluate(self, model: nn.Module, split: str, device: torch.device) -> dict[str, float]:
         """Dataset-level polyp Dice and mIoU, and the mean of per-frame Dice (PraNet's 'mean Dice')."""
-        model.eval()
-        meter = SegmentationMeter(self.num_classes)
-        per_frame = []
-        for batch in _chunks(_load(self.data[0], split), 8):
-            pred = model(batch["image"].to(device)).argmax(1).cpu()
-            target = batch["mask"]
-            meter.update(pred, target)
-            for p, t in zip(pred, target):
-                tp = ((p > 0) & (t > 0)).sum().item()
-                denom = (p > 0).sum().item() + (t > 0).sum().item()
-                per_frame.append(1.0 if denom == 0 else 2 * tp / denom)
-        scores = meter.compute()
-        return {"dice": scores["dice"], "miou": scores["miou"], "iou_fg": scores["iou_fg"],
-                "mean_dice": sum(per_frame) / len(per_frame)}
+        ds = _load(self.data[0], split)
+        scores = task_scores(model, "segmentation", ds, ds, self.num_classes, device)
+        return {k: scores[k] for k in ("dice", "miou", "iou_fg", "mean_dice")}
 
 
 def _erfnet_entry(name: str, split_rule: str, description: str) -> SegmenterEntry:
@@ -285,18 +272,10 @@ class DetectorEntry(Entry):
         return RandomBatches(_load(self.data[0], "train"), hp["batch_size"], seed=hp["seed"],
                              augment=compose(flips, color_jitter(jitter, jitter, jitter)), device=device)
 
-    @torch.inference_mode()
     def evaluate(self, model: nn.Module, split: str, device: torch.device) -> dict[str, float]:
         """COCO mAP@[.5:.95], AP50 and AP75 (torchmetrics) over the split's images."""
-        model.eval()
-        meter = DetectionMeter()
-        for batch in _chunks(_load(self.data[0], split), 4):
-            preds = model([x.to(device) for x in batch["image"]])
-            boxes, labels = batch["boxes"], batch["labels"]
-            meter.update([{k: v.cpu() for k, v in p.items()} for p in preds],
-                         [{"boxes": b.float().reshape(-1, 4), "labels": lb.long()} for b, lb in zip(boxes, labels)])
-        s = meter.compute()
-        return {"ap50": s["map_50"], "map": s["map"], "ap75": s["map_75"]}
+        ds = _load(self.data[0], split)
+        return task_scores(model, "detection", ds, ds, self.num_classes + 1, device, batch_size=4)
 
 
 register(DetectorEntry(
