@@ -61,3 +61,17 @@ def test_rate_figure_legend_names_every_line_of_every_panel():
     names = [t.get_text() for t in fig.axes[-1].get_legend().get_texts()]
     assert names == ["MBT2018-Mean", "MVMICNet (stage 2)", "MBT2018-Mean (published)"]
     plt.close(fig)
+
+
+def test_published_lines_take_the_colour_of_the_method_run_for_them():
+    ours = pd.DataFrame({"method": [HEVC_NAME, HEVC_NAME, "MBT2018-Mean", "MBT2018-Mean"],
+                         "bpp": [0.1, 0.2, 0.1, 0.2], "psnr_db": [33.0, 36.0, 32.0, 35.0]})
+    pub = pd.DataFrame({"method": ["BPG", "BPG", "Cheng2020-Anchor", "MBT2018-Mean"], "bpp": [0.1, 0.2, 0.1, 0.1],
+                        "psnr_db": [30.0, 31.0, 30.5, 31.5]})
+    fig = plots.rate_curves(ours, ["psnr_db"], published=pub)
+    colour = {line.get_label(): line.get_color() for line in fig.axes[0].get_lines()}
+    assert colour["BPG (published)"] == colour[HEVC_NAME]
+    assert colour["MBT2018-Mean (published)"] == colour["MBT2018-Mean"]
+    others = {tuple(colour[m]) for m in (HEVC_NAME, "MBT2018-Mean")}
+    assert tuple(colour["Cheng2020-Anchor (published)"]) not in others | {(0.5, 0.5, 0.5, 1.0)}
+    plt.close(fig)

@@ -6,20 +6,41 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 
+from medtask.methods.mvmicnet.codecs.classic import HEVC_NAME
 from medtask.methods.mvmicnet.study import fig4_panels
 from medtask.reporting.plots import overlay_mask, show_image
+
+
+#: published methods drawn in the colour of the run method that stands for them (BPG is HEVC intra coding)
+PUBLISHED_AS = {"BPG": HEVC_NAME}
+
+
+def method_colours(methods, published_methods=()) -> dict[str, Any]:
+    """One tab10 colour per method: ours in order, then each published method, in its stand-in's colour
+    (:data:`PUBLISHED_AS`), in the colour of the run method of the same name, or in a colour of its own."""
+    colours = {m: plt.cm.tab10(i % 10) for i, m in enumerate(dict.fromkeys(methods))}
+    n = len(colours)
+    for m in dict.fromkeys(published_methods):
+        if m not in colours:
+            stand_in = PUBLISHED_AS.get(m)
+            if stand_in in colours:
+                colours[m] = colours[stand_in]
+            else:
+                colours[m], n = plt.cm.tab10(n % 10), n + 1
+    return colours
 
 
 def rate_curves(df, metrics, *, x: str = "bpp", published=None, labels=None, titles=None):
     """Rate–quality curves (one panel per metric in ``metrics``), one line per ``method``.
 
     ``df``: our results (columns ``method``, ``x`` and each metric); ``published``: optional table
-    with the same columns, drawn dashed with open markers for comparison (values in the paper's units).
+    with the same columns, drawn dashed with open markers for comparison (values in the paper's units),
+    each in the colour of the method we ran for it (:func:`method_colours`).
     """
     metrics = list(metrics)
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
     methods = list(dict.fromkeys(df["method"]))
-    colours = {m: plt.cm.tab10(i % 10) for i, m in enumerate(methods)}
+    colours = method_colours(methods, published["method"] if published is not None else ())
     for ax, metric in zip(axes[0], metrics):
         for m in methods:
             g = df[df["method"] == m].dropna(subset=[x, metric]).sort_values(x)
@@ -30,7 +51,7 @@ def rate_curves(df, metrics, *, x: str = "bpp", published=None, labels=None, tit
                 g = g.dropna(subset=[x, metric]).sort_values(x)
                 if len(g):
                     ax.plot(g[x], g[metric], "s--", mfc="none", ms=4, lw=0.8,
-                            color=colours.get(m, "0.5"), label=f"{m} (published)")
+                            color=colours[m], label=f"{m} (published)")
         ax.set_xlabel("bits per pixel")
         ax.set_ylabel((labels or {}).get(metric, metric))
         if titles:
