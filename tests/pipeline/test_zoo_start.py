@@ -35,12 +35,17 @@ def test_a1_without_its_zoo_entries_says_how_to_train_them(scratch_zoo, data_roo
 @pytest.mark.notebook
 def test_a1_starts_from_the_zoo_and_shows_a_scratch_twin(scratch_zoo, data_root):
     cards = {name: zoo.train(name, threads=1, progress=False) for name in SMOKE_ZOO}
-    rec = run_notebook(A1, "smoke", {"init": "zoo", "zoo_data": "phantom", "mse_steps": 0}, data_root=data_root,
-                       output_root=scratch_zoo / "out", progress=False)
+    rec = run_notebook(A1, "smoke", {"init": "zoo", "zoo_data": "phantom", "mse_steps": 0, "lr": 1e-5,
+                                     "scratch_lr": 1e-3}, data_root=data_root, output_root=scratch_zoo / "out",
+                       progress=False)
     assert error_cells(rec.executed) == []
     prov = json.loads((rec.results_dir / "provenance.json").read_text())["provenance"]
     starts = {s["entry"]: s["sha256"] for s in prov["zoo_starts"]}
     assert starts == {name: card["sha256"] for name, card in cards.items()}
+    # zoo-started codecs fine-tune at lr, the twin from random weights trains at scratch_lr
+    lrs = {a["name"]: a["key"]["params"]["lr"] for a in prov["artefacts"] if a["name"].startswith("mbt2018-mean_")}
+    assert {n: v for n, v in lrs.items() if "_scratch_" in n} == {"mbt2018-mean_scratch_r2": 1e-3}
+    assert {v for n, v in lrs.items() if "_scratch_" not in n} == {1e-5}
     comparison = pd.read_csv(rec.results_dir / "start_comparison.csv")
     assert list(comparison["start"]) == ["zoo: mbt2018-mean-phantom-q4", "random weights"]
     assert (comparison["steps_in_chapter"] == 2).all()  # mse_steps 0 + extra_steps 2 on smoke

@@ -141,7 +141,7 @@ class CompressionStudy:
                  mse_steps: int = 200, extra_steps: int = 100, stage2_steps: int = 50, lr: float = 1e-4,
                  task_lr: float = 1e-3, finetune_lr: float = 1e-4, task_scale: float = 255.0 ** 2,
                  calib: Sequence[dict] | None = None, progress: bool = True, init: str = "scratch",
-                 zoo_data: str = "cvc", train_crop: int | None = None) -> None:
+                 zoo_data: str = "cvc", train_crop: int | None = None, scratch_lr: float | None = None) -> None:
         check_task(task, TASKS)
         if init not in INITS:
             raise InvalidParameterError(f"init={init!r}: use one of {', '.join(INITS)}")
@@ -167,6 +167,8 @@ class CompressionStudy:
         self.task_steps, self.mse_steps, self.extra_steps, self.stage2_steps = (task_steps, mse_steps, extra_steps,
                                                                                 stage2_steps)
         self.lr, self.task_lr, self.finetune_lr, self.task_scale = lr, task_lr, finetune_lr, task_scale
+        # a codec from random weights needs a larger step than one fine-tuned from the zoo
+        self.scratch_lr = lr if scratch_lr is None else scratch_lr
         self.progress = progress
         self.test_images = stack_images(test)
         self.timings: dict[str, float] = {}
@@ -249,11 +251,12 @@ class CompressionStudy:
 
     def scratch_codec(self, arch: str, point: int, lambda1: float) -> nn.Module:
         """``arch`` at rate point ``point`` trained from random weights for the steps a zoo-started baseline gets
-        in this chapter (``mse_steps + extra_steps``): beside its zoo-started twin, what the start changes."""
+        in this chapter (``mse_steps + extra_steps``) at ``scratch_lr``: beside its zoo-started twin, what the
+        start changes."""
         codec = self._codec(arch)
-        self._fit(CodecMSEStrategy(codec, lambda1, lr=self.lr, device=self.device), self.mse_steps + self.extra_steps,
-                  f"{arch}_scratch_r{point}", self.batch_size,
-                  {"codec": self.specs[arch].as_dict(), "lambda1": lambda1, "lr": self.lr, "init": "scratch"})
+        self._fit(CodecMSEStrategy(codec, lambda1, lr=self.scratch_lr, device=self.device),
+                  self.mse_steps + self.extra_steps, f"{arch}_scratch_r{point}", self.batch_size,
+                  {"codec": self.specs[arch].as_dict(), "lambda1": lambda1, "lr": self.scratch_lr, "init": "scratch"})
         return codec.eval()
 
     def baseline_codec(self, arch: str, point: int, lambda1: float) -> nn.Module:

@@ -1,0 +1,76 @@
+"""How a chapter should fine-tune a trained zoo codec: learning rate, warm-up and the aux optimiser.
+
+Chapters A1/A2 start every learned codec from the zoo and give each the same further MSE steps. This
+script measures what those steps do to a trained codec on their own: the zoo entry is loaded, trained
+for ``--steps`` steps of ``CodecMSEStrategy`` on the entry's training images, whole frames in batches
+of ``--batch-size`` (chapter A2's setting; ``--crop 128 --batch-size 8`` is A1's), gradient clipping 1.0 as in the chapters, then scored with
+the entry's own test code (PSNR, likelihood bpp, RD loss) beside the zoo weights as trained. Variants:
+
+- ``lr1e-4``: Adam at 1e-4, aux 1e-3 (the chapters' setting before 2026-12-02);
+- ``warmup``: the same, with the codec's learning rate ramped linearly over the first half of the steps;
+- ``noaux``: 1e-4 with the aux (quantile) optimiser off, to rule it out;
+- ``lr1e-5``: Adam at 1e-5 (close to where the zoo's cosine schedule ended).
+
+    OMP_NUM_THREADS=1 python benchmarks/zoo_finetune_lr.py --entry mbt2018-mean-bccd-q4 --steps 80
+    OMP_NUM_THREADS=1 python benchmarks/zoo_finetune_lr.py --entry mbt2018-mean-cvc-q4 --steps 200 --crop 128 --batch-size 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from torch.optim.lr_scheduler import LambdaLR
+
+from medtask import zoo
+from medtask.data.augment import random_crops
+from medtask.engine.batches import RandomBatches
+from medtask.engine.loop import fit
+from medtask.methods.mvmicnet.strategies import CodecMSEStrategy
+from medtask.zoo.registry import load_split
+
+#: variant -> (codec learning rate, aux learning rate, warm-up steps as a fraction of the run)
+VARIANTS = {"lr1e-4": (1e-4, 1e-3, 0.0), "warmup": (1e-4, 1e-3, 0.5), "noaux": (1e-4, 0.0, 0.0),
+            "lr1e-5": (1e-5, 1e-3, 0.0)}
+SHOWN = ("psnr", "bpp", "rd_loss")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--entry", default="mbt2018-mean-bccd-q4")
+    ap.add_argument("--steps", type=int, default=80)
+    ap.add_argument("--batch-size", type=int, default=2)
+    ap.add_argument("--crop", type=int, default=None, help="random square crops of this size (A1: 128); whole frames if unset")
+    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device("cpu")
+    entry = zoo.get(args.entry)
+    d = entry.data[0]
+    train = [{"image": s["image"], "id": s["id"]}
+             for s in load_split(d["dataset"], "train", d["size"], {"split_rule": d["split_rule"]} if d.get("split_rule") else None)]
+    trained = entry.evaluate(zoo.load(args.entry), "test", device)
+    print(f"{args.entry} as trained: " + ", ".join(f"{k} {trained[k]:.4f}" for k in SHOWN), flush=True)
+    for name in args.variants.split(","):
+        lr, aux_lr, warm = VARIANTS[name]
+        codec = zoo.load(args.entry).train()
+        strategy = CodecMSEStrategy(codec, entry.hyperparameters["lambda1"], lr=lr, aux_lr=aux_lr)
+        ramp = max(1, int(warm * args.steps))
+        schedulers = {"codec": LambdaLR(strategy.optimizers()["codec"], lambda i: min(1.0, (i + 1) / ramp))} if warm else None
+        torch.manual_seed(0)
+        t0 = time.perf_counter()
+        batches = RandomBatches(train, args.batch_size, seed=0, augment=random_crops(args.crop) if args.crop else None)
+        res = fit(strategy, batches, args.steps, grad_clip=1.0,
+                  schedulers=schedulers, progress=False)
+        after = entry.evaluate(codec, "test", device)
+        losses = [h["loss"] for h in res.history]
+        print(f"{name:7s} after {args.steps} steps ({time.perf_counter() - t0:.0f} s): "
+              + ", ".join(f"{k} {after[k]:.4f}" for k in SHOWN)
+              + f"; training loss at steps 0-2 {losses[0]:.3f} {losses[1]:.3f} {losses[2]:.3f}, "
+              f"mean of the last 10 {sum(losses[-10:]) / 10:.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
