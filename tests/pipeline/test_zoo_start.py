@@ -76,3 +76,23 @@ def test_a2_starts_its_detector_and_codecs_from_the_zoo(scratch_zoo, data_root):
     assert {s["entry"]: s["sha256"] for s in prov["zoo_starts"]} == {n: c["sha256"] for n, c in cards.items()}
     comparison = pd.read_csv(rec.results_dir / "start_comparison.csv")
     assert list(comparison["start"]) == ["zoo: mbt2018-mean-phantom-q4", "random weights"]
+
+
+@pytest.mark.notebook
+def test_c1_starts_its_classifier_and_supervised_enhancers_from_the_zoo(scratch_zoo, data_root):
+    names = ("resnet18-phantomct", "srresnet-phantomct-gaussian0.2")
+    cards = {name: zoo.train(name, threads=1, progress=False) for name in names}
+    rec = run_notebook("c1_gradprom_diagnosis", "smoke",
+                       {"init": "zoo", "zoo_data": "phantomct", "rec_steps": 0, "spread_seeds": [], "ablation_sigma": None},
+                       data_root=data_root, output_root=scratch_zoo / "out", progress=False)
+    assert error_cells(rec.executed) == []
+    prov = json.loads((rec.results_dir / "provenance.json").read_text())["provenance"]
+    assert {s["entry"]: s["sha256"] for s in prov["zoo_starts"]} == {n: c["sha256"] for n, c in cards.items()}
+    results = pd.read_csv(rec.results_dir / "results.csv")
+    trained = results.dropna(subset=["enhancer_start"]).set_index(["setting", "strategy"])["enhancer_start"]
+    assert set(trained.loc["supervised"]) == {"zoo: srresnet-phantomct-gaussian0.2"}
+    assert set(trained.loc["unsupervised"]) == {"random weights"}  # never started from weights trained on clean targets
+    comparison = pd.read_csv(rec.results_dir / "start_comparison.csv")
+    assert list(comparison["start"]) == ["zoo: srresnet-phantomct-gaussian0.2", "random weights"]
+    page = rec.executed.read_text()
+    assert "starts its networks from the study's zoo" in page and "What the start changes" in page

@@ -42,7 +42,7 @@ RULES: dict[str, dict[str, Any]] = {
     "task_batch_size": {"min": 1},
     "steps": _STEPS,
     "task_steps": {"min": 0},  # 0 keeps a zoo-started task network as trained (init="zoo"; the study checks)
-    "rec_steps": _STEPS,
+    "rec_steps": {"min": 0},  # 0 keeps a zoo-started recogniser as trained (init="zoo"; the study checks)
     "mse_steps": {"min": 0},
     "extra_steps": {"min": 0},
     "stage2_steps": {"min": 0},
@@ -58,12 +58,14 @@ RULES: dict[str, dict[str, Any]] = {
     "lr": _POSITIVE,
     "task_lr": _POSITIVE,
     "finetune_lr": _POSITIVE,
+    "scratch_lr": _POSITIVE,
     "lam": {"min": 0},
     "lambda1": _POSITIVE,
     "lambda2": {"min": 0, "max": 10},
     "lambdas": {"min_items": 1, "items": {"type": "number", "exclusive_min": 0}},
     "lambda2s": {"min_items": 1, "items": {"type": "number", "min": 0, "max": 10}},
     "sigmas": {"items": {"type": "number", "exclusive_min": 0}},
+    "ablation_sigma": {"type": "number", "exclusive_min": 0, "none": True},  # None skips the ablation
     "task_scale": _POSITIVE,
     "erfnet_width": _POSITIVE,
     "width": {"min": 1},

@@ -9,7 +9,7 @@ module (e.g. :mod:`medtask.methods.mvmicnet.zoo`); weights and cards are in the 
 
 from medtask.zoo.registry import Entry, entries, get, register
 from medtask.zoo.store import ZooError, read_card, zoo_dir
-from medtask.zoo.trainer import load, plateau, runs_dir, train, verify
+from medtask.zoo.trainer import load, load_into, plateau, runs_dir, train, verify
 
-__all__ = ["Entry", "ZooError", "entries", "get", "load", "plateau", "read_card", "register", "runs_dir",
+__all__ = ["Entry", "ZooError", "entries", "get", "load", "load_into", "plateau", "read_card", "register", "runs_dir",
            "train", "verify", "zoo_dir"]

@@ -13,7 +13,7 @@ from medtask.zoo.store import read_card
 from medtask.zoo.trainer import verify
 
 #: the test metrics shown for an entry, where its card has them (codecs, segmenters, detectors, classifiers)
-_SHOWN = ("psnr", "bpp", "dice", "mean_dice", "miou", "ap50", "map", "accuracy")
+_SHOWN = ("psnr", "bpp", "dice", "mean_dice", "miou", "ap50", "map", "accuracy", "auc", "psnr_db", "gain_db")
 
 
 def cards_table(root: Path | None = None) -> pd.DataFrame:

@@ -180,6 +180,21 @@ def load(name: str, device: str | torch.device = "cpu", root: Path | None = None
     return model.to(device).eval()
 
 
+def load_into(net: nn.Module, name: str, root: Path | None = None) -> dict[str, Any]:
+    """Copy entry ``name``'s verified weights into ``net`` (a chapter's own network) and return its card.
+
+    Raises :class:`ZooError` naming both architectures when ``net`` does not match the entry.
+    """
+    trained = load(name, root=root)
+    try:
+        net.load_state_dict(trained.state_dict())
+    except RuntimeError as exc:
+        raise ZooError(f"zoo entry {name!r} is {get(name).architecture()}, which this chapter's network does not "
+                       f"match ({str(exc).splitlines()[0]}); set the chapter's network sizes to the entry's, or use "
+                       "init='scratch'") from exc
+    return read_card(name, root)
+
+
 def verify(root: Path | None = None) -> dict[str, str]:
     """Name -> "ok" or the problem, for every registered entry (a missing entry is reported, not raised)."""
     out: dict[str, str] = {}

@@ -7,6 +7,8 @@ import pytest
 import torch
 
 from medtask import zoo
+from medtask.errors import InvalidParameterError
+from medtask.methods.gradprom import study as es
 from medtask.methods.gradprom import zoo as czoo
 
 REAL = sorted(czoo.STUDY_C_STEPS)
@@ -80,3 +82,21 @@ def test_real_entry_builds_and_scores_real_data(data_root, monkeypatch, name):
     assert entry.metric in scores
     if isinstance(entry, czoo.EnhancerEntry):  # an untrained image-residual enhancer starts at the input
         assert scores["input_psnr_db"] > 5
+
+
+def test_the_chapters_start_names_are_registered_entries_and_their_twins():
+    listed, every = zoo.entries(), zoo.entries(smoke=True)
+    for task, tag in (("classification", "covidct"), ("segmentation", "cvc")):
+        name = es.zoo_recogniser_name(task, tag)
+        assert name in listed and czoo.smoke_name(name) == es.zoo_recogniser_name(task, es.SMOKE_DATA_TAGS[tag])
+        assert czoo.smoke_name(name) in every
+    for sigma in (0.1, 0.2, 0.3):  # the zoo trains one noise level; every sigma starts from it
+        assert es.zoo_enhancer_name({"name": "gaussian", "sigma": sigma}, "covidct") == "srresnet-covidct-gaussian0.2"
+    for factor in (2, 4):
+        name = es.zoo_enhancer_name({"name": "bicubic", "factor": factor}, "covidct")
+        assert name in listed and czoo.smoke_name(name) in every
+    with pytest.raises(InvalidParameterError, match="no enhancer"):
+        es.zoo_enhancer_name({"name": "composite"}, "covidct")
+    with pytest.raises(InvalidParameterError, match="rec_steps=0"):
+        es.StudyConfig(rec_steps=0)
+    assert es.StudyConfig(rec_steps=0, init="zoo").rec_steps == 0

@@ -9,10 +9,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from medtask import zoo
 from medtask.engine import TrainResult
 from medtask.metrics import spread
 from medtask.reporting import findings
 from medtask.reporting.published import published_table
+from medtask.zoo.report import starts_note
 
 
 def describe_step_cost(cost: pd.DataFrame, target: float = 1.3) -> str:
@@ -265,3 +267,20 @@ def spread_summary(runs: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
 def cosine_logs(*grids: Any) -> pd.DataFrame:
     """The cosine logs of several experiments (each with ``cosine_log``), one below the other."""
     return pd.concat([g.cosine_log for g in grids], ignore_index=True)
+
+
+def start_note(chapter: Any, init: str, comparison: pd.DataFrame | None = None, metric: str = "accuracy") -> str:
+    """Markdown: the zoo entries this run's networks started from (their cards' figures) or random weights, the
+    rule for unsupervised enhancers, and, from the zoo, what the same strategy trained from random weights reaches."""
+    used = {r["entry"]: zoo.read_card(r["entry"]) for r in chapter.zoo_starts}
+    text = starts_note(used, init)
+    if init != "zoo":
+        return text
+    text += ("\n\nUnsupervised enhancers start from random weights: the zoo's enhancers were trained on clean "
+             "targets, which the unsupervised setting never sees.")
+    if comparison is None or comparison.empty:
+        return text
+    z, s = comparison.iloc[0], comparison.iloc[1]
+    return text + (f"\n\n**What the start changes.** {z['strategy']} at σ = {z['sigma']}, supervised, given the same "
+                   f"{int(z['steps_in_chapter'])} steps in this chapter: from the zoo {z['psnr_db']:.2f} dB "
+                   f"({metric} {z[metric]:.3f}); from random weights {s['psnr_db']:.2f} dB ({metric} {s[metric]:.3f}).")

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.transforms.functional import rgb_to_grayscale
 
+from medtask import zoo
 from medtask.config import get_device
 from medtask.data import load
 from medtask.engine import RandomBatches, TrainResult, fit
@@ -54,11 +55,39 @@ from medtask.nn.classifiers import build_classifier
 from medtask.nn.unet import build_unet
 
 TASK_DRIVEN = ("joint", "frozen", "gradprom", "gradprom-lemma")
+#: where the networks start: random weights, or the study's zoo
+INITS = ("scratch", "zoo")
+#: the zoo's one noise level: with ``init="zoo"`` every Gaussian σ starts from the enhancer trained at it
+ZOO_SIGMA = 0.2
+#: the data tag of each real zoo family's smoke twins (phantom grey slices for COVID-CT, phantom polyps for CVC-ColonDB)
+SMOKE_DATA_TAGS = {"covidct": "phantomct", "cvc": "phantompolyp"}
+
+
+def zoo_recogniser_name(task: str, data: str, classifier: str = "resnet18") -> str:
+    """The zoo entry of the auxiliary for ``task`` on zoo data tag ``data``: ``resnet18-covidct``, ``unet-cvc``."""
+    return f"{classifier}-{data}" if task == "classification" else f"unet-{data}"
+
+
+def zoo_enhancer_name(degradation: Degradation | str | dict, data: str) -> str:
+    """The zoo enhancer a chapter's enhancer for ``degradation`` starts from with ``init="zoo"``: the Gaussian
+    denoiser at :data:`ZOO_SIGMA` for every noise level, the ×2 / ×4 super-resolver for bicubic down-sampling."""
+    d = make_degradation(degradation)
+    if d.name == "gaussian":
+        return f"srresnet-{data}-gaussian{ZOO_SIGMA}"
+    if d.name == "bicubic":
+        return f"srresnet-{data}-bicubic-x{d.scale}"
+    raise InvalidParameterError(f"the zoo has no enhancer for {d.label}: use init='scratch' for it")
 
 
 @dataclass
 class StudyConfig:
-    """Networks and training budget of one chapter (the profile decides the numbers)."""
+    """Networks and training budget of one chapter (the profile decides the numbers).
+
+    ``init="zoo"`` starts the networks from the study's zoo (data tag ``zoo_data``) instead of random weights:
+    every recogniser from the auxiliary trained on clean images (:func:`zoo_recogniser_name`), every supervised
+    enhancer from :func:`zoo_enhancer_name`'s entry. Unsupervised enhancers still start from random weights: the
+    zoo's enhancers were trained on clean targets, which the unsupervised setting must never see.
+    """
 
     tasks: tuple[str, ...] = ("classification",)
     num_classes: dict[str, int] = field(default_factory=lambda: {"classification": 2, "segmentation": 2})
@@ -79,8 +108,15 @@ class StudyConfig:
     seed: int = 0
     device: str = "auto"
     eval_batch: int = 32
+    init: str = "scratch"
+    zoo_data: str = "covidct"
 
     def __post_init__(self) -> None:
+        if self.init not in INITS:
+            raise InvalidParameterError(f"init={self.init!r}: use one of {', '.join(INITS)}")
+        if self.init == "scratch" and self.rec_steps < 1:
+            raise InvalidParameterError("rec_steps=0 keeps the recognisers as they start, which with init='scratch' is "
+                                        "random weights: give them steps (e.g. -p rec_steps=200) or use init='zoo'")
         self.tasks = tuple(self.tasks)
         bad = [t for t in self.tasks if t not in ("classification", "segmentation")]
         if bad or not self.tasks:
@@ -278,18 +314,37 @@ def _fit(strategy, batches: RandomBatches, steps: int, chapter: Any, name: str, 
     return fit(strategy, batches, steps, checkpoint=ckpt, desc=name, keep_optimizer=False)
 
 
+def start_from_zoo(net: nn.Module, name: str, chapter: Any = None) -> nn.Module:
+    """``net`` with zoo entry ``name``'s verified weights, the start noted in ``chapter``'s provenance."""
+    card = zoo.load_into(net, name)
+    if chapter is not None:
+        chapter.note_zoo_start(name, card)
+    return net
+
+
+def _recogniser_start(cfg: StudyConfig, task: str, chapter: Any) -> nn.Module:
+    """A fresh recogniser for ``task`` (seeded), from the zoo with ``cfg.init == "zoo"``."""
+    torch.manual_seed(cfg.seed)
+    net = build_recogniser(cfg, task)
+    if cfg.init == "zoo":
+        start_from_zoo(net, zoo_recogniser_name(task, cfg.zoo_data, cfg.classifier), chapter)
+    return net
+
+
 def train_recognisers(cfg: StudyConfig, train: Sequence[dict[str, Any]], degradation: Degradation | None,
-                      chapter: Any = None, key: str = "rec") -> tuple[dict[str, nn.Module], dict[str, TrainResult]]:
-    """Benchmark-ii (``degradation=None``: clean images) or Benchmark-iii (degraded), one network per task."""
+                      chapter: Any = None, key: str = "rec", steps: int | None = None
+                      ) -> tuple[dict[str, nn.Module], dict[str, TrainResult]]:
+    """Benchmark-ii (``degradation=None``: clean images) or Benchmark-iii (degraded), one network per task,
+    trained for ``steps`` (default ``cfg.rec_steps``) from random weights or, with ``init="zoo"``, from the zoo."""
     nets, hist = {}, {}
+    steps = cfg.rec_steps if steps is None else steps
     for task in cfg.tasks:
-        torch.manual_seed(cfg.seed)
-        net = build_recogniser(cfg, task)
+        net = _recogniser_start(cfg, task, chapter)
         on = "clean" if degradation is None else "degraded"
         strat = RecogniserOnly(net, task, on=on, lr=cfg.lr_rec)
         aug = DegradeBatch(degradation if degradation is not None else {"name": "gaussian", "sigma": 0.0})
         batches = RandomBatches(train, cfg.batch_size, seed=cfg.seed, augment=aug, device=cfg.torch_device)
-        hist[task] = _fit(strat, batches, cfg.rec_steps, chapter, f"{key}_{task}_{on}", cfg,
+        hist[task] = _fit(strat, batches, steps, chapter, f"{key}_{task}_{on}", cfg,
                           {"task": task, "on": on, "degradation": None if degradation is None else
                            make_degradation(degradation).describe()}, RECOGNISER_FIELDS)
         nets[task] = net
@@ -340,11 +395,14 @@ def run_setting(cfg: StudyConfig, train: Sequence[dict[str, Any]], test: Sequenc
     evaluate("degraded input" if degradation.scale == 1 else "bicubic", base, clean_recognisers, "benchmark-ii")
     if degraded_recognisers is not None:
         evaluate("benchmark-iii", base, degraded_recognisers, "benchmark-iii")
+    enhancer_start = zoo_enhancer_name(degradation, cfg.zoo_data) if cfg.init == "zoo" and supervised else None
     for name in strategies:
         if name in ("benchmark-ii", "benchmark-iii"):
             continue  # recognisers alone: trained by train_recognisers, reported as references
         torch.manual_seed(cfg.seed)
         enh = _enhancer(cfg, degradation.scale)
+        if enhancer_start is not None:
+            start_from_zoo(enh, enhancer_start, chapter)
         if name == "benchmark-i":
             strat = make_strategy(name, enhancer=enh, lr=cfg.lr)
             judges, judged_by = clean_recognisers, "benchmark-ii"
@@ -352,7 +410,7 @@ def run_setting(cfg: StudyConfig, train: Sequence[dict[str, Any]], test: Sequenc
             if name == "frozen":
                 nets = {t: copy.deepcopy(n) for t, n in clean_recognisers.items()}
             else:
-                nets = {t: build_recogniser(cfg, t) for t in cfg.tasks}
+                nets = {t: _recogniser_start(cfg, t, chapter) for t in cfg.tasks}
             auxes = [Auxiliary(n, t, name=t) for t, n in nets.items()]
             strat = make_strategy(name, enhancer=enh, recogniser=auxes, lam=cfg.lam, lr=cfg.lr,
                                   lr_recogniser=cfg.lr_rec, per_layer=cfg.per_layer)
@@ -363,6 +421,7 @@ def run_setting(cfg: StudyConfig, train: Sequence[dict[str, Any]], test: Sequenc
         enhancers[name] = enh
         enhanced[name] = enhance(enh, testset.degraded, cfg.eval_batch, dev)
         evaluate(name, enhanced[name], judges, judged_by)
+        rows[-1]["enhancer_start"] = f"zoo: {enhancer_start}" if enhancer_start else "random weights"
     clean_row = {**setting, "strategy": "clean (upper bound)", "psnr_db": float("inf"), "ssim": 1.0, "task_model": "benchmark-ii"}
     for task, net in clean_recognisers.items():
         clean_row.update(recognise(net, testset.clean, task, testset, cfg.eval_batch, dev))
@@ -529,11 +588,14 @@ def noise_grid(cfg: StudyConfig, train: Sequence[dict[str, Any]], test: Sequence
                sigmas: Sequence[float], settings: Sequence[str], strategies: Sequence[str],
                clean_recognisers: dict[str, nn.Module], chapter: Any = None) -> Grid:
     """Gaussian noise at every σ in every supervision setting (runs keyed ``(sigma, setting)``), with a
-    Benchmark-iii recogniser trained on each σ's degraded images as a reference row."""
+    Benchmark-iii recogniser trained on each σ's degraded images as a reference row (``rec_steps`` from random
+    weights; with ``init="zoo"``, the zoo's clean-trained recogniser given the enhancers' further ``steps``)."""
     tables, logs, runs = [], [], {}
+    degraded_steps = cfg.steps if cfg.init == "zoo" else cfg.rec_steps
     for sigma in sigmas:
         deg = {"name": "gaussian", "sigma": sigma}
-        degraded, _ = train_recognisers(cfg, train, make_degradation(deg), chapter, key=f"rec_s{sigma}")
+        degraded, _ = train_recognisers(cfg, train, make_degradation(deg), chapter, key=f"rec_s{sigma}",
+                                        steps=degraded_steps)
         grid = run_settings(cfg, train, test, {
             (sigma, s): {"degradation": deg, "supervised": s == "supervised", "labels": {"sigma": sigma, "setting": s}}
             for s in settings}, chapter=chapter, strategies=strategies, clean_recognisers=clean_recognisers,
@@ -542,6 +604,31 @@ def noise_grid(cfg: StudyConfig, train: Sequence[dict[str, Any]], test: Sequence
         logs.append(grid.cosine_log)
         runs.update(grid.runs)
     return Grid(pd.concat(tables, ignore_index=True), pd.concat(logs, ignore_index=True), runs)
+
+
+def start_comparison(cfg: StudyConfig, train: Sequence[dict[str, Any]], runs: dict[Any, SettingResult],
+                     clean_recognisers: dict[str, nn.Module], columns: Sequence[str], strategy: str = "gradprom",
+                     chapter: Any = None) -> pd.DataFrame | None:
+    """What the zoo start changes: ``strategy`` at the zoo's noise level :data:`ZOO_SIGMA`, supervised (the run
+    ``runs[(ZOO_SIGMA, "supervised")]`` of :func:`noise_grid`, started from the zoo) beside the same strategy trained
+    from random weights (enhancer and recogniser) for the same steps on the same test set: ``columns`` of each,
+    with ``start`` and ``steps_in_chapter``. ``None`` with ``init="scratch"`` or when the grid lacks that run."""
+    sigma = ZOO_SIGMA
+    base = runs.get((sigma, "supervised"))
+    if cfg.init != "zoo" or base is None or strategy not in base.enhancers:
+        return None
+    deg = {"name": "gaussian", "sigma": sigma}
+    # rec_steps trains no network here (the clean recognisers are given); it only has to be valid from scratch
+    scratch_cfg = StudyConfig(**{**config_dict(cfg), "init": "scratch", "rec_steps": max(cfg.rec_steps, 1)})
+    scratch = run_setting(scratch_cfg, train, base.test, deg,
+                          strategies=(strategy,), clean_recognisers=clean_recognisers, chapter=chapter,
+                          tag=f"scratch_{degradation_tag(make_degradation(deg))}")
+    rows = []
+    for start, res in (("zoo: " + zoo_enhancer_name(deg, cfg.zoo_data), base), ("random weights", scratch)):
+        row = res.frame().set_index("strategy").loc[strategy]
+        rows.append({"strategy": strategy, "sigma": sigma, "start": start, "steps_in_chapter": cfg.steps,
+                     **{k: row[k] for k in columns}})
+    return pd.DataFrame(rows)
 
 
 #: the variants of the cosine form compared by :func:`cosine_form_ablation`: label -> (StudyConfig change, strategy)

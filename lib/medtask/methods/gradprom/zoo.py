@@ -60,7 +60,14 @@ from medtask.metrics.image import image_quality
 from medtask.methods.gradprom.degradations import make_degradation
 from medtask.methods.gradprom.networks import build_enhancer
 from medtask.methods.gradprom.strategies import DegradeBatch, EnhancerOnly, RecogniserOnly
-from medtask.methods.gradprom.study import DegradedTestSet, enhance, recognise
+from medtask.methods.gradprom.study import (
+    SMOKE_DATA_TAGS,
+    DegradedTestSet,
+    enhance,
+    recognise,
+    zoo_enhancer_name,
+    zoo_recogniser_name,
+)
 from medtask.nn.classifiers import build_classifier
 from medtask.nn.unet import build_unet
 from medtask.zoo.registry import Entry, load_split, register
@@ -226,16 +233,15 @@ STUDY_C_STEPS = {"resnet18-covidct": 4000, "unet-cvc": 4000, "srresnet-covidct-g
                  "srresnet-cvc-gaussian0.2": 8000, "srresnet-covidct-bicubic-x2": 8000,
                  "srresnet-covidct-bicubic-x4": 8000}
 
-register(_recogniser("resnet18-covidct", "classification", COVID_DATA, STUDY_C_STEPS["resnet18-covidct"], channels=1))
-register(_recogniser("unet-cvc", "segmentation", CVC_DATA, STUDY_C_STEPS["unet-cvc"], channels=3))
-register(_enhancer("srresnet-covidct-gaussian0.2", GAUSSIAN, COVID_DATA, STUDY_C_STEPS["srresnet-covidct-gaussian0.2"],
-                   channels=1))
-register(_enhancer("srresnet-cvc-gaussian0.2", GAUSSIAN, CVC_DATA, STUDY_C_STEPS["srresnet-cvc-gaussian0.2"],
-                   channels=3))
-register(_enhancer("srresnet-covidct-bicubic-x2", SR2, COVID_DATA, STUDY_C_STEPS["srresnet-covidct-bicubic-x2"],
-                   channels=1))
-register(_enhancer("srresnet-covidct-bicubic-x4", SR4, COVID_DATA, STUDY_C_STEPS["srresnet-covidct-bicubic-x4"],
-                   channels=1))
+for _tag, _d, _ch in (("covidct", COVID_DATA, 1), ("cvc", CVC_DATA, 3)):
+    _task = "classification" if _tag == "covidct" else "segmentation"
+    _name = zoo_recogniser_name(_task, _tag)
+    register(_recogniser(_name, _task, _d, STUDY_C_STEPS[_name], channels=_ch))
+    _name = zoo_enhancer_name(GAUSSIAN, _tag)
+    register(_enhancer(_name, GAUSSIAN, _d, STUDY_C_STEPS[_name], channels=_ch))
+for _sr in (SR2, SR4):
+    _name = zoo_enhancer_name(_sr, "covidct")
+    register(_enhancer(_name, _sr, COVID_DATA, STUDY_C_STEPS[_name], channels=1))
 
 #: The smoke twins: phantom grey slices (for COVID-CT) and phantom polyps (for CVC-ColonDB) at 32 px, a few steps.
 SMOKE_GREY = [{"dataset": "phantom-classes", "size": [32, 32], "options": {"n": 16}}]
@@ -244,8 +250,12 @@ _SMOKE_HP = {"batch_size": 4, "crop": 32}
 
 
 def smoke_name(name: str) -> str:
-    """The smoke twin of entry ``name`` (``resnet18-covidct`` -> ``resnet18-covidct-phantom``)."""
-    return f"{name}-phantom"
+    """The smoke twin of entry ``name``, its data tag swapped (``resnet18-covidct`` -> ``resnet18-phantomct``): a
+    chapter's smoke profile starts from the twins with ``zoo_data`` set to the twin tag (:data:`SMOKE_DATA_TAGS`)."""
+    for real, twin in SMOKE_DATA_TAGS.items():
+        if f"-{real}" in name:
+            return name.replace(f"-{real}", f"-{twin}", 1)
+    raise ValueError(f"{name!r} names no Study C data tag ({', '.join(SMOKE_DATA_TAGS)})")
 
 
 register(_recogniser(smoke_name("resnet18-covidct"), "classification", SMOKE_GREY, 3, channels=1, smoke=True,

@@ -189,14 +189,7 @@ class CompressionStudy:
 
     def _from_zoo(self, name: str, net: nn.Module) -> None:
         """Load zoo entry ``name``'s verified weights into ``net`` and note the start in the provenance."""
-        trained = zoo.load(name)
-        try:
-            net.load_state_dict(trained.state_dict())
-        except RuntimeError as exc:
-            raise InvalidParameterError(
-                f"zoo entry {name!r} is {zoo.get(name).architecture()}, which this chapter's network does not match "
-                f"({str(exc).splitlines()[0]}); set the chapter's widths to the entry's, or use init='scratch'") from exc
-        card = zoo.read_card(name)
+        card = zoo.load_into(net, name)
         self.zoo_used[name] = card
         self.chapter.note_zoo_start(name, card)
 
