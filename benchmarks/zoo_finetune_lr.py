@@ -9,15 +9,18 @@ the entry's own test code (PSNR, likelihood bpp, RD loss) beside the zoo weights
 - ``lr1e-4``: Adam at 1e-4, aux 1e-3 (the chapters' setting before 2026-12-02);
 - ``warmup``: the same, with the codec's learning rate ramped linearly over the first half of the steps;
 - ``noaux``: 1e-4 with the aux (quantile) optimiser off, to rule it out;
-- ``lr1e-5``: Adam at 1e-5 (close to where the zoo's cosine schedule ended).
+- ``lr1e-5``: Adam at 1e-5 (close to where the zoo's cosine schedule ended);
+- ``lr1e-3``: Adam at 1e-3 (the rate Study C's zoo recipes start from).
 
     OMP_NUM_THREADS=1 python benchmarks/zoo_finetune_lr.py --entry mbt2018-mean-bccd-q4 --steps 80
     OMP_NUM_THREADS=1 python benchmarks/zoo_finetune_lr.py --entry mbt2018-mean-cvc-q4 --steps 200 --crop 128 --batch-size 8
+    OMP_NUM_THREADS=1 python benchmarks/zoo_finetune_lr.py --entry srresnet-covidct-gaussian0.2 --steps 100 --variants lr1e-3,lr1e-4,lr1e-5
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import torch
@@ -28,12 +31,29 @@ from medtask.data.augment import random_crops
 from medtask.engine.batches import RandomBatches
 from medtask.engine.loop import fit
 from medtask.methods.mvmicnet.strategies import CodecMSEStrategy
+from medtask.methods.mvmicnet.zoo import CodecEntry
 from medtask.zoo.registry import load_split
 
 #: variant -> (codec learning rate, aux learning rate, warm-up steps as a fraction of the run)
 VARIANTS = {"lr1e-4": (1e-4, 1e-3, 0.0), "warmup": (1e-4, 1e-3, 0.5), "noaux": (1e-4, 0.0, 0.0),
-            "lr1e-5": (1e-5, 1e-3, 0.0)}
+            "lr1e-5": (1e-5, 1e-3, 0.0), "lr1e-3": (1e-3, 1e-3, 0.0)}
+#: the scores printed, for codecs; other entries print their own metric and every score of their evaluation
 SHOWN = ("psnr", "bpp", "rd_loss")
+
+
+def _setup(entry, name: str, args, device: torch.device):
+    """The zoo network, its strategy at ``name``'s learning rates, and its batches (a chapter's, for codecs; else the recipe's)."""
+    lr, aux_lr, _ = VARIANTS[name]
+    model = zoo.load(args.entry).train()
+    if isinstance(entry, CodecEntry):
+        d = entry.data[0]
+        train = [{"image": s["image"], "id": s["id"]} for s in
+                 load_split(d["dataset"], "train", d["size"], {"split_rule": d["split_rule"]} if d.get("split_rule") else None)]
+        strategy = CodecMSEStrategy(model, entry.hyperparameters["lambda1"], lr=lr, aux_lr=aux_lr)
+        batches = RandomBatches(train, args.batch_size, seed=0, augment=random_crops(args.crop) if args.crop else None)
+        return model, strategy, batches
+    recipe = dataclasses.replace(entry, hyperparameters={**entry.hyperparameters, "lr": lr})
+    return model, recipe.strategy(model, device), recipe.batches(device)
 
 
 def main() -> None:
@@ -48,26 +68,21 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = torch.device("cpu")
     entry = zoo.get(args.entry)
-    d = entry.data[0]
-    train = [{"image": s["image"], "id": s["id"]}
-             for s in load_split(d["dataset"], "train", d["size"], {"split_rule": d["split_rule"]} if d.get("split_rule") else None)]
+    shown = SHOWN if isinstance(entry, CodecEntry) else None
     trained = entry.evaluate(zoo.load(args.entry), "test", device)
-    print(f"{args.entry} as trained: " + ", ".join(f"{k} {trained[k]:.4f}" for k in SHOWN), flush=True)
+    print(f"{args.entry} as trained: " + ", ".join(f"{k} {trained[k]:.4f}" for k in shown or trained), flush=True)
     for name in args.variants.split(","):
-        lr, aux_lr, warm = VARIANTS[name]
-        codec = zoo.load(args.entry).train()
-        strategy = CodecMSEStrategy(codec, entry.hyperparameters["lambda1"], lr=lr, aux_lr=aux_lr)
-        ramp = max(1, int(warm * args.steps))
-        schedulers = {"codec": LambdaLR(strategy.optimizers()["codec"], lambda i: min(1.0, (i + 1) / ramp))} if warm else None
+        model, strategy, batches = _setup(entry, name, args, device)
+        ramp = max(1, int(VARIANTS[name][2] * args.steps))
+        schedulers = ({k: LambdaLR(opt, lambda i: min(1.0, (i + 1) / ramp)) for k, opt in strategy.optimizers().items()
+                       if k != "aux"} if VARIANTS[name][2] else None)
         torch.manual_seed(0)
         t0 = time.perf_counter()
-        batches = RandomBatches(train, args.batch_size, seed=0, augment=random_crops(args.crop) if args.crop else None)
-        res = fit(strategy, batches, args.steps, grad_clip=1.0,
-                  schedulers=schedulers, progress=False)
-        after = entry.evaluate(codec, "test", device)
+        res = fit(strategy, batches, args.steps, grad_clip=1.0, schedulers=schedulers, progress=False)
+        after = entry.evaluate(model, "test", device)
         losses = [h["loss"] for h in res.history]
         print(f"{name:7s} after {args.steps} steps ({time.perf_counter() - t0:.0f} s): "
-              + ", ".join(f"{k} {after[k]:.4f}" for k in SHOWN)
+              + ", ".join(f"{k} {after[k]:.4f}" for k in shown or after)
               + f"; training loss at steps 0-2 {losses[0]:.3f} {losses[1]:.3f} {losses[2]:.3f}, "
               f"mean of the last 10 {sum(losses[-10:]) / 10:.3f}", flush=True)
 

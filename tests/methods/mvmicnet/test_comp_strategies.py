@@ -149,3 +149,22 @@ def test_segmentation_loss_is_ce_plus_dice():
     ce_only = SegmentationTask(dice_weight=0).loss(Fixed(everything_bg), torch.zeros(1, 3, 4, 4), batch)
     # all-background prediction: soft Dice of the polyp ~ 1/(8+1) -> Dice loss ~0.89 on top of the CE
     assert (wrong - ce_only).item() == pytest.approx(1 - 1 / 9, abs=1e-3)
+
+
+def test_a_narrower_box_head_trains_and_detects_with_a_quarter_of_the_head_weights():
+    def head(net):
+        return sum(p.numel() for m in (net.roi_heads.box_head, net.roi_heads.box_predictor) for p in m.parameters())
+
+    torch.manual_seed(0)
+    wide = build_faster_rcnn(3, "mobilenet-v3-fpn", min_size=64, max_size=64)
+    narrow = build_faster_rcnn(3, "mobilenet-v3-fpn", min_size=64, max_size=64, box_head_size=256)
+    assert head(narrow) < head(wide) / 4 + 1e5
+    assert narrow.roi_heads.box_predictor.cls_score.out_features == 4
+    x = [torch.rand(3, 64, 64)]
+    losses = narrow(x, [{"boxes": torch.tensor([[8.0, 8.0, 40.0, 40.0]]), "labels": torch.tensor([1])}])
+    sum(losses.values()).backward()
+    assert narrow.roi_heads.box_head.fc6.weight.grad is not None
+    narrow.eval()
+    assert set(narrow(x)[0]) == {"boxes", "labels", "scores"}
+    with pytest.raises(InvalidParameterError, match="box_head_size"):
+        build_faster_rcnn(3, "mobilenet-v3-fpn", box_head_size=0)
