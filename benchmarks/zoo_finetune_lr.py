@@ -15,6 +15,7 @@ the entry's own test code (PSNR, likelihood bpp, RD loss) beside the zoo weights
     OMP_NUM_THREADS=1 python benchmarks/zoo_finetune_lr.py --entry mbt2018-mean-bccd-q4 --steps 80
     OMP_NUM_THREADS=1 python benchmarks/zoo_finetune_lr.py --entry mbt2018-mean-cvc-q4 --steps 200 --crop 128 --batch-size 8
     OMP_NUM_THREADS=1 python benchmarks/zoo_finetune_lr.py --entry srresnet-covidct-gaussian0.2 --steps 100 --variants lr1e-3,lr1e-4,lr1e-5
+    OMP_NUM_THREADS=1 python benchmarks/zoo_finetune_lr.py --entry erfnet-cvc --steps 200 --batches chapter --crop 128 --batch-size 8 --variants lr1e-4,lr1e-5
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ import torch
 from torch.optim.lr_scheduler import LambdaLR
 
 from medtask import zoo
-from medtask.data.augment import random_crops
+from medtask.data.augment import compose, random_crops
 from medtask.engine.batches import RandomBatches
 from medtask.engine.loop import fit
+from medtask.methods.gradprom.strategies import DegradeBatch
 from medtask.methods.mvmicnet.strategies import CodecMSEStrategy
 from medtask.methods.mvmicnet.zoo import CodecEntry
 from medtask.zoo.registry import load_split
@@ -42,18 +44,23 @@ SHOWN = ("psnr", "bpp", "rd_loss")
 
 
 def _setup(entry, name: str, args, device: torch.device):
-    """The zoo network, its strategy at ``name``'s learning rates, and its batches (a chapter's, for codecs; else the recipe's)."""
+    """The zoo network, its strategy at ``name``'s learning rates, and the batches ``args.batches`` names."""
     lr, aux_lr, _ = VARIANTS[name]
     model = zoo.load(args.entry).train()
-    if isinstance(entry, CodecEntry):
-        d = entry.data[0]
-        train = [{"image": s["image"], "id": s["id"]} for s in
-                 load_split(d["dataset"], "train", d["size"], {"split_rule": d["split_rule"]} if d.get("split_rule") else None)]
-        strategy = CodecMSEStrategy(model, entry.hyperparameters["lambda1"], lr=lr, aux_lr=aux_lr)
-        batches = RandomBatches(train, args.batch_size, seed=0, augment=random_crops(args.crop) if args.crop else None)
-        return model, strategy, batches
+    codec = isinstance(entry, CodecEntry)
     recipe = dataclasses.replace(entry, hyperparameters={**entry.hyperparameters, "lr": lr})
-    return model, recipe.strategy(model, device), recipe.batches(device)
+    strategy = (CodecMSEStrategy(model, entry.hyperparameters["lambda1"], lr=lr, aux_lr=aux_lr) if codec
+                else recipe.strategy(model, device))
+    if (args.batches or ("chapter" if codec else "recipe")) == "recipe":
+        return model, strategy, recipe.batches(device)
+    d = entry.data[0]
+    options = d.get("options") or ({"split_rule": d["split_rule"]} if d.get("split_rule") else None)
+    train = load_split(d["dataset"], "train", d["size"], options)
+    train = [{"image": s["image"], "id": s["id"]} for s in train] if codec else train
+    steps = [random_crops(args.crop)] if args.crop else []
+    if getattr(entry, "degradation", None):  # an enhancer: degraded input, clean target, as Study C's chapters make them
+        steps.append(DegradeBatch(entry.degradation, supervised=True))
+    return model, strategy, RandomBatches(train, args.batch_size, seed=0, augment=compose(*steps) if steps else None)
 
 
 def main() -> None:
@@ -62,6 +69,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=80)
     ap.add_argument("--batch-size", type=int, default=2)
     ap.add_argument("--crop", type=int, default=None, help="random square crops of this size (A1: 128); whole frames if unset")
+    ap.add_argument("--batches", choices=("chapter", "recipe"), default=None,
+                    help="chapter: the training split as a chapter feeds it (whole frames or --crop crops, --batch-size; "
+                         "the default for codecs); recipe: the entry's own augmented batches (the default otherwise)")
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()

@@ -4,6 +4,7 @@ from types import SimpleNamespace
 
 import matplotlib
 import pandas as pd
+import pytest
 import torch
 
 from medtask.methods.gradprom import plots, report
@@ -79,3 +80,18 @@ def test_sigma_and_cosine_figures_are_named_for_the_chapter():
     assert list(plots.cosine_figures(log)) == ["cosine_diagnostics_supervised"]
     assert list(plots.cosine_figures(log, unsupervised=True)) == ["cosine_diagnostics_supervised",
                                                                   "cosine_diagnostics_unsupervised"]
+
+
+def test_targets_table_reads_the_clean_classifier_and_each_enhancers_gain_at_sigma_02():
+    rows = [{"sigma": s, "setting": st, "strategy": name, "psnr_db": p, "accuracy": a}
+            for s, st, name, p, a in [(0.2, "supervised", "degraded input", 15.4, 0.6),
+                                      (0.2, "supervised", "benchmark-i", 25.3, 0.7),
+                                      (0.2, "supervised", "gradprom", 22.0, 0.7),
+                                      (0.2, "unsupervised", "gradprom", 12.0, 0.7),
+                                      (0.1, "supervised", "gradprom", 40.0, 0.7),
+                                      (0.2, "supervised", "clean (upper bound)", float("inf"), 0.8)]]
+    t = report.targets_table(pd.DataFrame(rows))
+    assert list(t["met"]) == [True, True, False]
+    assert t["ours"].tolist() == pytest.approx([0.8, 9.9, 6.6])
+    assert "gradprom at σ = 0.2, supervised" in t["target"].iloc[2]
+    assert report.targets_table(pd.DataFrame(rows[-1:])).shape == (1, 4)  # no σ = 0.2 setting: the classifier only
