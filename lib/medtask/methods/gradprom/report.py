@@ -282,8 +282,9 @@ def start_note(chapter: Any, init: str, comparison: pd.DataFrame | None = None, 
         return text
     z, s = comparison.iloc[0], comparison.iloc[1]
     return text + (f"\n\n**What the start changes.** {z['strategy']} at σ = {z['sigma']}, supervised, given the same "
-                   f"{int(z['steps_in_chapter'])} steps in this chapter: from the zoo {z['psnr_db']:.2f} dB "
-                   f"({metric} {z[metric]:.3f}); from random weights {s['psnr_db']:.2f} dB ({metric} {s[metric]:.3f}).")
+                   f"{int(z['steps_in_chapter'])} steps in this chapter: from the zoo (learning rate {z['lr']:g}) "
+                   f"{z['psnr_db']:.2f} dB ({metric} {z[metric]:.3f}); from random weights (learning rate {s['lr']:g}) "
+                   f"{s['psnr_db']:.2f} dB ({metric} {s[metric]:.3f}).")
 
 
 #: the study's targets on COVID-CT: the classifier on clean test slices, and every enhancer's PSNR gain at σ = 0.2

@@ -608,27 +608,56 @@ def noise_grid(cfg: StudyConfig, train: Sequence[dict[str, Any]], test: Sequence
 
 def start_comparison(cfg: StudyConfig, train: Sequence[dict[str, Any]], runs: dict[Any, SettingResult],
                      clean_recognisers: dict[str, nn.Module], columns: Sequence[str], strategy: str = "gradprom",
-                     chapter: Any = None) -> pd.DataFrame | None:
+                     chapter: Any = None, scratch_lr: float | None = None) -> pd.DataFrame | None:
     """What the zoo start changes: ``strategy`` at the zoo's noise level :data:`ZOO_SIGMA`, supervised (the run
     ``runs[(ZOO_SIGMA, "supervised")]`` of :func:`noise_grid`, started from the zoo) beside the same strategy trained
-    from random weights (enhancer and recogniser) for the same steps on the same test set: ``columns`` of each,
-    with ``start`` and ``steps_in_chapter``. ``None`` with ``init="scratch"`` or when the grid lacks that run."""
+    from random weights (enhancer and recogniser) for the same steps at ``scratch_lr`` (default ``cfg.lr``; networks
+    from random weights want a larger step than fine-tuned ones) on the same test set: ``columns`` of each, with
+    ``start``, ``lr`` and ``steps_in_chapter``. ``None`` with ``init="scratch"`` or when the grid lacks that run."""
     sigma = ZOO_SIGMA
     base = runs.get((sigma, "supervised"))
     if cfg.init != "zoo" or base is None or strategy not in base.enhancers:
         return None
     deg = {"name": "gaussian", "sigma": sigma}
     # rec_steps trains no network here (the clean recognisers are given); it only has to be valid from scratch
-    scratch_cfg = StudyConfig(**{**config_dict(cfg), "init": "scratch", "rec_steps": max(cfg.rec_steps, 1)})
+    lr = cfg.lr if scratch_lr is None else scratch_lr
+    scratch_cfg = StudyConfig(**{**config_dict(cfg), "init": "scratch", "rec_steps": max(cfg.rec_steps, 1), "lr": lr,
+                                 "lr_rec": lr})
     scratch = run_setting(scratch_cfg, train, base.test, deg,
                           strategies=(strategy,), clean_recognisers=clean_recognisers, chapter=chapter,
                           tag=f"scratch_{degradation_tag(make_degradation(deg))}")
     rows = []
-    for start, res in (("zoo: " + zoo_enhancer_name(deg, cfg.zoo_data), base), ("random weights", scratch)):
+    for start, res, run_lr in (("zoo: " + zoo_enhancer_name(deg, cfg.zoo_data), base, cfg.lr),
+                               ("random weights", scratch, lr)):
         row = res.frame().set_index("strategy").loc[strategy]
-        rows.append({"strategy": strategy, "sigma": sigma, "start": start, "steps_in_chapter": cfg.steps,
+        rows.append({"strategy": strategy, "sigma": sigma, "start": start, "lr": run_lr, "steps_in_chapter": cfg.steps,
                      **{k: row[k] for k in columns}})
     return pd.DataFrame(rows)
+
+
+@dataclass
+class DiagnosisRun:
+    """Chapter C1's training: the clean-trained recognisers, the noise grid and (from the zoo) the start comparison."""
+
+    clean_recognisers: dict[str, nn.Module]
+    grid: Grid
+    start: pd.DataFrame | None
+
+
+def diagnosis_grid(cfg: StudyConfig, train: Sequence[dict[str, Any]], test: Sequence[dict[str, Any]],
+                   sigmas: Sequence[float], settings: Sequence[str], strategies: Sequence[str], chapter: Any,
+                   columns: Sequence[str] = ("psnr_db", "ssim", "accuracy", "auc"),
+                   scratch_lr: float | None = None) -> DiagnosisRun:
+    """Benchmark-ii, then :func:`noise_grid` and :func:`start_comparison`; saves the tables ``results``, ``cosine_log``
+    and (from the zoo) ``start_comparison`` in ``chapter``."""
+    clean, _ = train_recognisers(cfg, train, None, chapter)
+    grid = noise_grid(cfg, train, test, sigmas, settings, strategies, clean, chapter)
+    chapter.save_table(grid.table, "results")
+    chapter.save_table(grid.cosine_log, "cosine_log")
+    start = start_comparison(cfg, train, grid.runs, clean, columns, chapter=chapter, scratch_lr=scratch_lr)
+    if start is not None:
+        chapter.save_table(start, "start_comparison")
+    return DiagnosisRun(clean, grid, start)
 
 
 #: the variants of the cosine form compared by :func:`cosine_form_ablation`: label -> (StudyConfig change, strategy)
