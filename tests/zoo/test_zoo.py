@@ -53,6 +53,17 @@ def test_train_writes_card_and_load_verifies(tiny):
     assert len(fig.axes[0].lines) == 2
 
 
+def test_load_into_copies_verified_weights_or_names_both_architectures(tiny):
+    card = zoo.train("t-seg", progress=False)
+    net = zoo.get("t-seg").build()
+    assert zoo.load_into(net, "t-seg")["sha256"] == card["sha256"]
+    assert all(torch.equal(net.state_dict()[k].float(), v.float()) for k, v in read_weights("t-seg").items())
+    wider = SegmenterEntry(name="other", study="A", description="x", data=PHANTOM, steps=1, eval_every=1,
+                           metric="dice", higher_is_better=True, width=0.25).build()
+    with pytest.raises(ZooError, match="'t-seg' is .*does not match.*init='scratch'"):
+        zoo.load_into(wider, "t-seg")
+
+
 def test_child_starts_from_parent_and_rerun_resumes(tiny):
     zoo.train("t-codec", progress=False)
     child = zoo.train("t-codec-q3", progress=False)
