@@ -291,8 +291,6 @@ def start_note(chapter: Any, init: str, comparison: pd.DataFrame | None = None, 
 CLASSIFIER_TARGET = 0.75
 GAIN_TARGET_DB = 8.0
 TARGET_SIGMA = 0.2
-#: the strategies that train an enhancer (their rows carry an enhanced image)
-_TRAINED = ("benchmark-i", "joint", "frozen", "gradprom", "gradprom-lemma")
 
 
 def targets_table(table: pd.DataFrame, metric: str = "accuracy") -> pd.DataFrame:
@@ -308,7 +306,7 @@ def targets_table(table: pd.DataFrame, metric: str = "accuracy") -> pd.DataFrame
     at = table[np.isclose(table.get("sigma", np.nan), TARGET_SIGMA) & (table.get("setting") == "supervised")]
     noisy = at.loc[at["strategy"] == "degraded input", "psnr_db"]
     if len(noisy):
-        for _, row in at[at["strategy"].isin(_TRAINED)].iterrows():
+        for _, row in at[at["enhancer_start"].notna()].iterrows():  # the rows of trained enhancers say where they started
             gain = float(row["psnr_db"] - noisy.iloc[0])
             rows.append({"target": f"{row['strategy']} at σ = {TARGET_SIGMA}, supervised: PSNR gain over the noisy input (dB)",
                          "threshold": f">= +{GAIN_TARGET_DB:g}", "ours": gain, "met": gain >= GAIN_TARGET_DB})
