@@ -96,3 +96,30 @@ def test_c1_starts_its_classifier_and_supervised_enhancers_from_the_zoo(scratch_
     assert list(comparison["start"]) == ["zoo: srresnet-phantomct-gaussian0.2", "random weights"]
     page = rec.executed.read_text()
     assert "starts its networks from the study's zoo" in page and "What the start changes" in page
+
+
+@pytest.mark.notebook
+def test_c3_starts_each_enhancer_from_its_degradations_zoo_entry(scratch_zoo, data_root):
+    names = ("resnet18-phantomct", "srresnet-phantomct-bicubic-x2", "srresnet-phantomct-bicubic-x4",
+             "srresnet-phantomct-gaussian0.2", "srresnet-phantompolyp-gaussian0.2")
+    cards = {name: zoo.train(name, threads=1, progress=False) for name in names}
+    rec = run_notebook("c3_gradprom_extensions", "smoke",
+                       {"init": "zoo", "zoo_data": "phantomct", "settings": ["supervised"], "lr": 1e-4, "scratch_lr": 1e-3},
+                       data_root=data_root, output_root=scratch_zoo / "out", progress=False)
+    assert error_cells(rec.executed) == []
+    prov = json.loads((rec.results_dir / "provenance.json").read_text())["provenance"]
+    assert {s["entry"]: s["sha256"] for s in prov["zoo_starts"]} == {n: c["sha256"] for n, c in cards.items()}
+
+    def starts(table: str, by: str) -> dict:
+        t = pd.read_csv(rec.results_dir / f"{table}.csv").dropna(subset=["enhancer_start"])
+        return t.groupby(by)["enhancer_start"].agg(set).to_dict()
+
+    assert starts("super_resolution", "factor") == {2: {"zoo: srresnet-phantomct-bicubic-x2"},
+                                                    4: {"zoo: srresnet-phantomct-bicubic-x4"}}
+    assert starts("composite", "setting") == {"supervised": {"zoo: srresnet-phantomct-gaussian0.2"}}
+    assert starts("two_auxiliaries", "auxiliary") == {a: {"zoo: srresnet-phantompolyp-gaussian0.2"}
+                                                      for a in ("classifier", "segmenter", "both")}
+    # the crops' recognisers train from random weights (no zoo start above names one) at scratch_lr
+    keys = {a["name"]: a["key"]["params"]["config"] for a in prov["artefacts"] if a["name"].startswith("crops_rec_")}
+    assert len(keys) == 2 and all(k["lr_rec"] == 1e-3 for k in keys.values())
+    assert "starts its networks from the study's zoo" in rec.executed.read_text()

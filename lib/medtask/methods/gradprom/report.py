@@ -75,6 +75,11 @@ def delta(table: pd.DataFrame, a: str, b: str, metric: str = "psnr_db", **where:
     return float(t.loc[a, metric] - t.loc[b, metric])
 
 
+def settings_of(table: pd.DataFrame) -> list[str]:
+    """The supervision settings a table's rows were trained in, in order (references' ``"-"`` left out)."""
+    return [s for s in dict.fromkeys(table["setting"]) if s != "-"]
+
+
 def grid_claims(table: pd.DataFrame, settings: Sequence[str], sigmas: Sequence[float], task_metric: str,
                 task_label: str, task_against: Sequence[str] = ("joint",), psnr_note: str = "") -> list[str]:
     """One line per (setting, σ) of a noise grid: GradProm's PSNR against Frozen, Joint and Benchmark-i, and its
@@ -98,7 +103,7 @@ def extension_claims(sr: pd.DataFrame, comp: pd.DataFrame, cross: pd.DataFrame, 
     lines = [f"- SR ×{f}: GradProm − Frozen = {delta(sr, 'gradprom', 'frozen', factor=f):+.3f} dB, GradProm − Joint = "
              f"{delta(sr, 'gradprom', 'joint', factor=f):+.3f} dB, GradProm − bicubic = "
              f"{delta(sr, 'gradprom', 'bicubic', factor=f):+.3f} dB." for f in sr_factors]
-    for setting in ["supervised", "unsupervised"]:
+    for setting in settings_of(comp):
         lines.append(f"- composite, {setting}: GradProm − Joint = {delta(comp, 'gradprom', 'joint', setting=setting):+.3f} dB, "
                      f"GradProm − Frozen = {delta(comp, 'gradprom', 'frozen', setting=setting):+.3f} dB, "
                      f"GradProm − Benchmark-i = {delta(comp, 'gradprom', 'benchmark-i', setting=setting):+.3f} dB (paper: +0.384 dB).")
@@ -142,11 +147,11 @@ def grid_findings(table: pd.DataFrame, settings: Sequence[str], sigmas: Sequence
 def extension_findings(sr: pd.DataFrame, comp: pd.DataFrame, two: pd.DataFrame, sr_factors: Sequence[int]) -> pd.DataFrame:
     """Chapter C3's claims table (:mod:`medtask.reporting.findings`): super-resolution, composite degradation and
     two auxiliaries at once, GradProm's PSNR differences in dB."""
-    settings = ["supervised", "unsupervised"]
+    settings = settings_of(comp)
     rows = [_beats(f"Super-resolution: GradProm's PSNR > {LABELS[b]}'s (×{', ×'.join(map(str, sr_factors))})",
                    [delta(sr, "gradprom", b, factor=f) for f in sr_factors], "higher (the paper's claim)", " dB")
             for b in ("bicubic", "frozen", "joint")]
-    rows.append(_beats("Composite degradation: GradProm's PSNR > Benchmark-i's (both settings)",
+    rows.append(_beats(f"Composite degradation: GradProm's PSNR > Benchmark-i's ({' and '.join(settings)})",
                        [delta(comp, "gradprom", "benchmark-i", setting=st) for st in settings], "+0.384 dB", " dB"))
     g = two[two["strategy"] == "gradprom"].set_index("auxiliary")["psnr_db"]
     best_single = max(g.get("classifier", np.nan), g.get("segmenter", np.nan))
@@ -269,15 +274,18 @@ def cosine_logs(*grids: Any) -> pd.DataFrame:
     return pd.concat([g.cosine_log for g in grids], ignore_index=True)
 
 
-def start_note(chapter: Any, init: str, comparison: pd.DataFrame | None = None, metric: str = "accuracy") -> str:
+def start_note(chapter: Any, init: str, comparison: pd.DataFrame | None = None, metric: str = "accuracy",
+               settings: Sequence[str] = ("supervised", "unsupervised")) -> str:
     """Markdown: the zoo entries this run's networks started from (their cards' figures) or random weights, the
-    rule for unsupervised enhancers, and, from the zoo, what the same strategy trained from random weights reaches."""
+    rule for unsupervised enhancers (when ``settings`` has that setting), and, from the zoo, what the same
+    strategy trained from random weights reaches."""
     used = {r["entry"]: zoo.read_card(r["entry"]) for r in chapter.zoo_starts}
     text = starts_note(used, init)
     if init != "zoo":
         return text
-    text += ("\n\nUnsupervised enhancers start from random weights: the zoo's enhancers were trained on clean "
-             "targets, which the unsupervised setting never sees.")
+    if "unsupervised" in settings:
+        text += ("\n\nUnsupervised enhancers start from random weights: the zoo's enhancers were trained on clean "
+                 "targets, which the unsupervised setting never sees.")
     if comparison is None or comparison.empty:
         return text
     z, s = comparison.iloc[0], comparison.iloc[1]

@@ -61,6 +61,10 @@ INITS = ("scratch", "zoo")
 ZOO_SIGMA = 0.2
 #: the data tag of each real zoo family's smoke twins (phantom grey slices for COVID-CT, phantom polyps for CVC-ColonDB)
 SMOKE_DATA_TAGS = {"covidct": "phantomct", "cvc": "phantompolyp"}
+#: degradations whose enhancers start from the zoo's Gaussian denoiser (see :func:`zoo_enhancer_name`)
+ZOO_FROM_DENOISER = ("gaussian", "composite")
+#: the two supervision settings (the zoo-started ``cpu`` profiles run the supervised one only)
+SETTINGS = ("supervised", "unsupervised")
 
 
 def zoo_recogniser_name(task: str, data: str, classifier: str = "resnet18") -> str:
@@ -70,9 +74,11 @@ def zoo_recogniser_name(task: str, data: str, classifier: str = "resnet18") -> s
 
 def zoo_enhancer_name(degradation: Degradation | str | dict, data: str) -> str:
     """The zoo enhancer a chapter's enhancer for ``degradation`` starts from with ``init="zoo"``: the Gaussian
-    denoiser at :data:`ZOO_SIGMA` for every noise level, the ×2 / ×4 super-resolver for bicubic down-sampling."""
+    denoiser at :data:`ZOO_SIGMA` for every noise level and for the composite degradation (blur, Poisson and
+    Gaussian noise: the zoo trains no enhancer for it, and the denoiser is its nearest entry), the ×2 / ×4
+    super-resolver for bicubic down-sampling."""
     d = make_degradation(degradation)
-    if d.name == "gaussian":
+    if d.name in ZOO_FROM_DENOISER:
         return f"srresnet-{data}-gaussian{ZOO_SIGMA}"
     if d.name == "bicubic":
         return f"srresnet-{data}-bicubic-x{d.scale}"
@@ -86,7 +92,8 @@ class StudyConfig:
     ``init="zoo"`` starts the networks from the study's zoo (data tag ``zoo_data``) instead of random weights:
     every recogniser from the auxiliary trained on clean images (:func:`zoo_recogniser_name`), every supervised
     enhancer from :func:`zoo_enhancer_name`'s entry. Unsupervised enhancers still start from random weights: the
-    zoo's enhancers were trained on clean targets, which the unsupervised setting must never see.
+    zoo's enhancers were trained on clean targets, which the unsupervised setting must never see. With
+    ``recognisers_from_zoo=False`` only the enhancers start from the zoo (for data the zoo has no recogniser of).
     """
 
     tasks: tuple[str, ...] = ("classification",)
@@ -110,11 +117,12 @@ class StudyConfig:
     eval_batch: int = 32
     init: str = "scratch"
     zoo_data: str = "covidct"
+    recognisers_from_zoo: bool = True
 
     def __post_init__(self) -> None:
         if self.init not in INITS:
             raise InvalidParameterError(f"init={self.init!r}: use one of {', '.join(INITS)}")
-        if self.init == "scratch" and self.rec_steps < 1:
+        if (self.init == "scratch" or not self.recognisers_from_zoo) and self.rec_steps < 1:
             raise InvalidParameterError("rec_steps=0 keeps the recognisers as they start, which with init='scratch' is "
                                         "random weights: give them steps (e.g. -p rec_steps=200) or use init='zoo'")
         self.tasks = tuple(self.tasks)
@@ -326,7 +334,7 @@ def _recogniser_start(cfg: StudyConfig, task: str, chapter: Any) -> nn.Module:
     """A fresh recogniser for ``task`` (seeded), from the zoo with ``cfg.init == "zoo"``."""
     torch.manual_seed(cfg.seed)
     net = build_recogniser(cfg, task)
-    if cfg.init == "zoo":
+    if cfg.init == "zoo" and cfg.recognisers_from_zoo:
         start_from_zoo(net, zoo_recogniser_name(task, cfg.zoo_data, cfg.classifier), chapter)
     return net
 
@@ -577,11 +585,20 @@ def super_resolution_settings(factors: Sequence[int]) -> dict[int, dict[str, Any
     return {f: {"degradation": {"name": "bicubic", "factor": f}, "labels": {"experiment": f"SR x{f}"}} for f in factors}
 
 
-def both_supervisions(degradation: Degradation | str | dict, experiment: str) -> dict[str, dict[str, Any]]:
-    """:func:`run_settings` entries for ``degradation`` supervised and unsupervised (keys ``"supervised"``,
-    ``"unsupervised"``; cosine logs labelled ``experiment`` and the setting)."""
+def both_supervisions(degradation: Degradation | str | dict, experiment: str,
+                      settings: Sequence[str] = SETTINGS) -> dict[str, dict[str, Any]]:
+    """:func:`run_settings` entries for ``degradation`` in each supervision setting of ``settings`` (keys
+    ``"supervised"``, ``"unsupervised"``; cosine logs labelled ``experiment`` and the setting)."""
     return {s: {"degradation": degradation, "supervised": s == "supervised", "labels": {"experiment": f"{experiment} {s}"}}
-            for s in ("supervised", "unsupervised")}
+            for s in check_settings(settings)}
+
+
+def check_settings(settings: Sequence[str]) -> list[str]:
+    """``settings`` as a list, each one of :data:`SETTINGS` (else a clear error)."""
+    bad = [s for s in settings if s not in SETTINGS]
+    if bad or not settings:
+        raise InvalidParameterError(f"settings={list(settings)!r}: use a non-empty list of {', '.join(SETTINGS)}")
+    return list(settings)
 
 
 def noise_grid(cfg: StudyConfig, train: Sequence[dict[str, Any]], test: Sequence[dict[str, Any]],
@@ -687,11 +704,12 @@ def cosine_form_ablation(cfg: StudyConfig, train: Sequence[dict[str, Any]], base
 
 def cross_domain(cfg: StudyConfig, train: Sequence[dict[str, Any]], test: Sequence[dict[str, Any]],
                  target: DegradedTestSet, sigma: float, strategies: Sequence[str],
-                 clean_recognisers: dict[str, nn.Module], chapter: Any = None) -> pd.DataFrame:
-    """Enhancers trained at noise ``sigma`` on ``train`` (both supervision settings) applied to another domain's
-    degraded ``target``: PSNR/SSIM there beside those on their own test set."""
+                 clean_recognisers: dict[str, nn.Module], chapter: Any = None,
+                 settings: Sequence[str] = SETTINGS) -> pd.DataFrame:
+    """Enhancers trained at noise ``sigma`` on ``train`` (each supervision setting of ``settings``) applied to
+    another domain's degraded ``target``: PSNR/SSIM there beside those on their own test set."""
     rows = [{"setting": "-", "strategy": "degraded input", **image_quality(target.degraded, target.clean)}]
-    for setting in ("supervised", "unsupervised"):
+    for setting in check_settings(settings):
         res = run_setting(cfg, train, test, {"name": "gaussian", "sigma": sigma}, supervised=setting == "supervised",
                           strategies=strategies, clean_recognisers=clean_recognisers, chapter=chapter)
         src = res.frame().set_index("strategy")
@@ -753,6 +771,24 @@ def two_auxiliaries(config: dict[str, Any], train: Sequence[dict[str, Any]], tes
 
 
 # -- chapter C3's experiments, each one call -------------------------------------------------------------
+def extension_configs(base: dict[str, Any], init: str = "scratch", zoo_data: str = "covidct",
+                      scratch_lr: float | None = None) -> tuple[StudyConfig, dict[str, Any]]:
+    """Chapter C3's two configurations from its common settings ``base`` (:class:`StudyConfig` fields).
+
+    COVID-CT's: one grey channel, the classifier; with ``init="zoo"`` started from the zoo family ``zoo_data``,
+    its classifier used as trained (no further ``rec_steps``). The polyp crops' (the ``config`` of
+    :func:`two_auxiliaries_on_crops`): with ``init="zoo"``, the supervised enhancers start from CVC-ColonDB's
+    denoiser (the crops are cut from the frames it was trained on; zoo family ``cvc``, or its smoke twin), while
+    the crops' classifier and U-Net, which the zoo does not hold, train from random weights at ``scratch_lr``."""
+    ct = {**base, "init": init, "zoo_data": zoo_data, **({"rec_steps": 0} if init == "zoo" else {})}
+    crops = {**base, "init": init}
+    if init == "zoo":
+        smoke = zoo_data in SMOKE_DATA_TAGS.values()
+        crops.update(zoo_data=SMOKE_DATA_TAGS["cvc"] if smoke else "cvc", recognisers_from_zoo=False,
+                     lr_rec=base.get("lr", StudyConfig.lr) if scratch_lr is None else scratch_lr)
+    return StudyConfig(tasks=("classification",), channels=1, **ct), crops
+
+
 def super_resolution(cfg: StudyConfig, train: Sequence[dict[str, Any]], test: Sequence[dict[str, Any]],
                      factors: Sequence[int], strategies: Sequence[str], clean_recognisers: dict[str, nn.Module],
                      chapter: Any = None) -> Grid:
@@ -763,9 +799,11 @@ def super_resolution(cfg: StudyConfig, train: Sequence[dict[str, Any]], test: Se
 
 def both_settings(cfg: StudyConfig, train: Sequence[dict[str, Any]], test: Sequence[dict[str, Any]],
                   degradation: dict[str, Any], experiment: str, strategies: Sequence[str],
-                  clean_recognisers: dict[str, nn.Module], chapter: Any = None) -> Grid:
-    """``degradation`` supervised and unsupervised (:func:`both_supervisions`, cosine logs labelled ``experiment``)."""
-    return run_settings(cfg, train, test, both_supervisions(degradation, experiment), chapter=chapter,
+                  clean_recognisers: dict[str, nn.Module], chapter: Any = None,
+                  settings: Sequence[str] = SETTINGS) -> Grid:
+    """``degradation`` in each supervision setting of ``settings`` (:func:`both_supervisions`, cosine logs
+    labelled ``experiment``)."""
+    return run_settings(cfg, train, test, both_supervisions(degradation, experiment, settings), chapter=chapter,
                         strategies=strategies, clean_recognisers=clean_recognisers)
 
 
