@@ -123,3 +123,24 @@ def test_c3_starts_each_enhancer_from_its_degradations_zoo_entry(scratch_zoo, da
     keys = {a["name"]: a["key"]["params"]["config"] for a in prov["artefacts"] if a["name"].startswith("crops_rec_")}
     assert len(keys) == 2 and all(k["lr_rec"] == 1e-3 for k in keys.values())
     assert "starts its networks from the study's zoo" in rec.executed.read_text()
+
+
+@pytest.mark.notebook
+def test_c2_starts_its_unet_and_supervised_enhancers_from_the_zoo(scratch_zoo, data_root):
+    names = ("unet-phantompolyp", "srresnet-phantompolyp-gaussian0.2")
+    cards = {name: zoo.train(name, threads=1, progress=False) for name in names}
+    rec = run_notebook("c2_gradprom_segmentation", "smoke",
+                       {"init": "zoo", "zoo_data": "phantompolyp", "rec_steps": 0, "unet_base": 4, "unet_levels": 2,
+                        "settings": ["supervised"]}, data_root=data_root, output_root=scratch_zoo / "out", progress=False)
+    assert error_cells(rec.executed) == []
+    prov = json.loads((rec.results_dir / "provenance.json").read_text())["provenance"]
+    assert {s["entry"]: s["sha256"] for s in prov["zoo_starts"]} == {n: c["sha256"] for n, c in cards.items()}
+    assert not [a for a in prov["artefacts"] if a["name"].startswith("rec_segmentation_clean")]  # 0 steps: no copy
+    results = pd.read_csv(rec.results_dir / "results.csv")
+    assert set(results["enhancer_start"].dropna()) == {"zoo: srresnet-phantompolyp-gaussian0.2"}
+    targets = pd.read_csv(rec.results_dir / "targets.csv")
+    assert targets["target"].iloc[0].startswith("U-Net (Benchmark-ii) dice") and len(targets) == 1 + 4  # 4 trained strategies
+    comparison = pd.read_csv(rec.results_dir / "start_comparison.csv")
+    assert list(comparison["start"]) == ["zoo: srresnet-phantompolyp-gaussian0.2", "random weights"]
+    page = rec.executed.read_text()
+    assert "What the start changes" in page and "Unsupervised enhancers start" not in page

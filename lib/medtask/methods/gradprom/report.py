@@ -295,22 +295,25 @@ def start_note(chapter: Any, init: str, comparison: pd.DataFrame | None = None, 
                    f"{s['psnr_db']:.2f} dB ({metric} {s[metric]:.3f}).")
 
 
-#: the study's targets on COVID-CT: the classifier on clean test slices, and every enhancer's PSNR gain at σ = 0.2
-CLASSIFIER_TARGET = 0.75
+#: the study's targets: the clean-trained recogniser on clean test images (the COVID-CT classifier's accuracy; the
+#: polyp Dice of Study A's segmentation anchor on CVC-ColonDB), and every enhancer's PSNR gain at σ = 0.2
+RECOGNISER_TARGETS = {"accuracy": ("Classifier", "slices", 0.75), "dice": ("U-Net", "frames", 0.50)}
 GAIN_TARGET_DB = 8.0
 TARGET_SIGMA = 0.2
 
 
 def targets_table(table: pd.DataFrame, metric: str = "accuracy") -> pd.DataFrame:
     """The study's targets beside this run's values (``target``, ``threshold``, ``ours``, ``met``): the clean-trained
-    classifier's ``metric`` on the clean test slices, and each trained strategy's PSNR gain over the noisy input at
-    σ = :data:`TARGET_SIGMA`, supervised (no rows for it when the run has no such setting)."""
+    recogniser's ``metric`` on the clean test images (threshold :data:`RECOGNISER_TARGETS`), and each trained
+    strategy's PSNR gain over the noisy input at σ = :data:`TARGET_SIGMA`, supervised (no rows for it when the run
+    has no such setting)."""
     clean = table[table["strategy"] == "clean (upper bound)"]
     rows = []
     if len(clean):
-        acc = float(clean[metric].iloc[0])
-        rows.append({"target": f"Classifier (Benchmark-ii) {metric} on the clean test slices",
-                     "threshold": f">= {CLASSIFIER_TARGET:.2f}", "ours": acc, "met": acc >= CLASSIFIER_TARGET})
+        network, images, threshold = RECOGNISER_TARGETS[metric]
+        score = float(clean[metric].iloc[0])
+        rows.append({"target": f"{network} (Benchmark-ii) {metric} on the clean test {images}",
+                     "threshold": f">= {threshold:.2f}", "ours": score, "met": score >= threshold})
     at = table[np.isclose(table.get("sigma", np.nan), TARGET_SIGMA) & (table.get("setting") == "supervised")]
     noisy = at.loc[at["strategy"] == "degraded input", "psnr_db"]
     if len(noisy):

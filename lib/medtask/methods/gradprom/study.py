@@ -307,10 +307,11 @@ def _fit(strategy, batches: RandomBatches, steps: int, chapter: Any, name: str, 
     eval_batch), the setting (``params``), the networks' shapes and the weights they start from (so
     Frozen's copy of a trained recogniser is keyed on that recogniser), the training samples, the
     chapter's data fingerprints, and the source of the strategy's module and of the training loop.
-    The finished checkpoint keeps no optimiser state (a rerun only loads it).
+    The finished checkpoint keeps no optimiser state (a rerun only loads it). No steps, no checkpoint: the network
+    is the one it started as (a zoo entry, itself verified on loading), and a copy would only take disk.
     """
     ckpt = None
-    if chapter is not None:
+    if chapter is not None and steps > 0:
         budget = {k: v for k, v in asdict(cfg).items()
                   if (k in fields if fields is not None else k not in ("device", "eval_batch"))}
         key = chapter.artefact_key(
