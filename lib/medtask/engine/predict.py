@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from medtask.engine.batches import collate
+from medtask.metrics.segmentation import SegmentationMeter, frame_dice
 
 
 def _apply(net: nn.Module, x: torch.Tensor) -> Any:
@@ -40,3 +41,20 @@ def predict(net: nn.Module, inputs: torch.Tensor | Sequence[dict[str, Any]], *, 
     finally:
         net.train(was)
     return results
+
+
+def segmenter_scores(net: nn.Module, images: torch.Tensor | Sequence[dict[str, Any]], masks: torch.Tensor,
+                     num_classes: int, *, batch_size: int = 32, device: torch.device | str = "cpu") -> dict[str, float]:
+    """Scores of segmenter ``net``'s class maps (argmax) on ``images`` against ``masks`` ``[N, H, W]``: the
+    dataset-level :class:`~medtask.metrics.segmentation.SegmentationMeter` (``miou`` over every class, polyp
+    ``dice`` and ``iou_fg``, ``macc``, ...) and ``mean_dice``, the mean of per-frame foreground Dice
+    (:func:`~medtask.metrics.segmentation.frame_dice`). The one segmentation scoring of Studies A and C (Study B scores inside the field of view)."""
+    if len(images) != len(masks):
+        raise ValueError(f"{len(images)} images for {len(masks)} masks")
+    meter, per_frame = SegmentationMeter(num_classes), []
+    maps = predict(net, images, batch_size=batch_size, device=device, output=lambda out: out.argmax(1).cpu())
+    for i, pred in zip(range(0, len(images), batch_size), maps):
+        target = masks[i:i + len(pred)]
+        meter.update(pred, target)
+        per_frame += frame_dice(pred, target)
+    return {**meter.compute(), "mean_dice": sum(per_frame) / max(len(per_frame), 1)}

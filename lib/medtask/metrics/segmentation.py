@@ -86,3 +86,12 @@ def segmentation_scores(pred: torch.Tensor, target: torch.Tensor, num_classes: i
     m = SegmentationMeter(num_classes)
     m.update(pred, target)
     return m.compute()
+
+
+def frame_dice(pred: torch.Tensor, target: torch.Tensor) -> list[float]:
+    """Foreground Dice of each frame of class maps ``[B, H, W]`` (foreground: class > 0; 1 where neither has
+    foreground): the mean of these over a test set is PraNet's 'mean Dice'."""
+    p, t = (pred > 0).flatten(1), (target > 0).flatten(1)
+    denom = (p.sum(1) + t.sum(1)).double()
+    dice = 2 * (p & t).sum(1).double() / denom.clamp(min=1)
+    return torch.where(denom > 0, dice, torch.ones_like(dice)).tolist()

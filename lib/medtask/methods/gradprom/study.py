@@ -34,7 +34,7 @@ from medtask.config import get_device
 from medtask.data import load
 from medtask.engine import RandomBatches, TrainResult, fit
 from medtask.engine.gradcam import grad_cam
-from medtask.engine.predict import predict
+from medtask.engine.predict import predict, segmenter_scores
 from medtask.engine.signatures import network_signature, samples_signature, weights_digest
 from medtask.errors import InvalidParameterError
 from medtask.methods.gradprom.degradations import Degradation, make_degradation
@@ -49,7 +49,6 @@ from medtask.methods.gradprom.strategies import (
 )
 from medtask.metrics.classification import classification_metrics
 from medtask.metrics.image import image_quality
-from medtask.metrics.segmentation import SegmentationMeter
 from medtask.metrics.spread import paired_differences
 from medtask.nn.classifiers import build_classifier
 from medtask.nn.unet import build_unet
@@ -264,11 +263,7 @@ def recognise(net: nn.Module, images: torch.Tensor, task: str, test: DegradedTes
     if task == "classification":
         probs = predict(net, images, batch_size=batch_size, device=device, output=lambda out: torch.softmax(out, 1).cpu())
         return classification_metrics(torch.cat(probs), test.labels)
-    meter = SegmentationMeter(output_classes_seg(net))
-    maps = predict(net, images, batch_size=batch_size, device=device, output=lambda out: out.argmax(1).cpu())
-    for i, pred in zip(range(0, len(images), batch_size), maps):
-        meter.update(pred, test.masks[i:i + batch_size])
-    m = meter.compute()
+    m = segmenter_scores(net, images, test.masks, output_classes_seg(net), batch_size=batch_size, device=device)
     return {"miou": m["miou"], "dice": m["dice"]}
 
 

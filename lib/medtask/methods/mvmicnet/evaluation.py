@@ -13,10 +13,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from medtask.engine.predict import predict
+from medtask.engine.predict import predict, segmenter_scores
 from medtask.errors import InvalidParameterError
 from medtask.metrics.detection import DetectionMeter
-from medtask.metrics.segmentation import SegmentationMeter
 
 
 def stack_images(ds: Sequence[dict[str, Any]]) -> torch.Tensor:
@@ -29,14 +28,6 @@ def stack_images(ds: Sequence[dict[str, Any]]) -> torch.Tensor:
 
 def _detect(net: nn.Module, x: torch.Tensor) -> Any:
     return net(list(x.unbind(0)))
-
-
-def _frame_dice(pred: torch.Tensor, target: torch.Tensor) -> list[float]:
-    """Foreground Dice of each frame (1 where neither has foreground): the mean of these is PraNet's 'mean Dice'."""
-    p, t = (pred > 0).flatten(1), (target > 0).flatten(1)
-    denom = (p.sum(1) + t.sum(1)).double()
-    dice = 2 * (p & t).sum(1).double() / denom.clamp(min=1)
-    return torch.where(denom > 0, dice, torch.ones_like(dice)).tolist()
 
 
 def task_scores(net: nn.Module, task: str, images: torch.Tensor | Sequence[dict[str, Any]],
@@ -54,15 +45,9 @@ def task_scores(net: nn.Module, task: str, images: torch.Tensor | Sequence[dict[
     net.eval()
     starts = range(0, len(images), batch_size)
     if task == "segmentation":
-        meter, per_frame = SegmentationMeter(num_classes), []
-        masks = predict(net, images, batch_size=batch_size, device=device, output=lambda out: out.argmax(1).cpu())
-        for i, pred in zip(starts, masks):
-            target = torch.stack([dataset[j]["mask"] for j in range(i, i + len(pred))])
-            meter.update(pred, target)
-            per_frame += _frame_dice(pred, target)
-        s = meter.compute()
-        return {"miou": s["miou"], "dice": s["dice"], "macc": s["macc"], "iou_fg": s["iou_fg"],
-                "mean_dice": sum(per_frame) / len(per_frame)}
+        masks = torch.stack([dataset[j]["mask"] for j in range(len(dataset))])
+        s = segmenter_scores(net, images, masks, num_classes, batch_size=batch_size, device=device)
+        return {k: s[k] for k in ("miou", "dice", "macc", "iou_fg", "mean_dice")}
     if task != "detection":
         raise InvalidParameterError(f"task={task!r}: Study A scores 'segmentation' or 'detection'")
     meter = DetectionMeter()
