@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from medtask import config, provenance
+from medtask import config, provenance, zoo
 from medtask.errors import DataVerificationError, InvalidParameterError
 from medtask.pipeline import artefacts
 
@@ -87,7 +87,8 @@ class Chapter:
         self._t0 = time.perf_counter()
         self._static: dict[str, Any] | None = None
         self.artefacts: list[dict[str, Any]] = []
-        self.zoo_starts: list[dict[str, Any]] = []
+        self.zoo_starts: list[dict[str, Any]] = []  # the provenance's record of each zoo start
+        self.zoo_cards: dict[str, dict[str, Any]] = {}  # zoo entry -> its card, for the page's start notes
         self._git: dict[str, Any] | None = None
         self._fingerprints: dict[str, str] = {}
         self.allow_unverified_data = unverified_data_allowed() if allow_unverified_data is None \
@@ -192,6 +193,12 @@ class Chapter:
                "steps": card.get("steps"), "plateau": (card.get("plateau") or {}).get("flat")}
         if rec not in self.zoo_starts:
             self.zoo_starts.append(rec)
+        self.zoo_cards[name] = card
+
+    def start_from_zoo(self, net: "torch.nn.Module", name: str) -> "torch.nn.Module":  # noqa: F821
+        """``net`` with zoo entry ``name``'s verified weights (:func:`medtask.zoo.load_into`), the start noted."""
+        self.note_zoo_start(name, zoo.load_into(net, name))
+        return net
 
     def reused_artefacts(self) -> list[dict[str, Any]]:
         """The keyed checkpoints this run found already there (finished or partial), with key and producer."""

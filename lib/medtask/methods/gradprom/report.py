@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from medtask import zoo
 from medtask.engine import TrainResult
 from medtask.metrics import spread
 from medtask.reporting import findings
@@ -279,8 +278,7 @@ def start_note(chapter: Any, init: str, comparison: pd.DataFrame | None = None, 
     """Markdown: the zoo entries this run's networks started from (their cards' figures) or random weights, the
     rule for unsupervised enhancers (when ``settings`` has that setting), and, from the zoo, what the same
     strategy trained from random weights reaches."""
-    used = {r["entry"]: zoo.read_card(r["entry"]) for r in chapter.zoo_starts}
-    text = starts_note(used, init)
+    text = starts_note(chapter.zoo_cards, init)
     if init != "zoo":
         return text
     if "unsupervised" in settings:

@@ -320,9 +320,9 @@ def _fit(strategy, batches: RandomBatches, steps: int, chapter: Any, name: str, 
 
 def start_from_zoo(net: nn.Module, name: str, chapter: Any = None) -> nn.Module:
     """``net`` with zoo entry ``name``'s verified weights, the start noted in ``chapter``'s provenance."""
-    card = zoo.load_into(net, name)
     if chapter is not None:
-        chapter.note_zoo_start(name, card)
+        return chapter.start_from_zoo(net, name)
+    zoo.load_into(net, name)
     return net
 
 

@@ -333,7 +333,7 @@ def unavailable_codecs_sentence() -> str:
 def start_note(study: CompressionStudy, sweep: Sweep) -> str:
     """Markdown: where this run's networks started (the zoo entries with their cards' figures, or random
     weights) and, from the zoo, what the same codec trained from random weights in this chapter reaches."""
-    text = starts_note(study.zoo_used, study.init)
+    text = starts_note(study.chapter.zoo_cards, study.init)
     cmp = sweep.start_comparison
     if cmp is None:
         return text

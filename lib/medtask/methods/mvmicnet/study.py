@@ -35,7 +35,6 @@ import pandas as pd
 import torch
 from torch import nn
 
-from medtask import zoo
 from medtask.data.augment import random_crops
 from medtask.engine import RandomBatches, fit
 from medtask.engine.signatures import network_signature, samples_signature, weights_digest
@@ -173,7 +172,6 @@ class CompressionStudy:
         self.test_images = stack_images(test)
         self.timings: dict[str, float] = {}
         self.checkpoints: dict[str, Path] = {}  # name -> the keyed checkpoint trained (or reused) this run
-        self.zoo_used: dict[str, dict[str, Any]] = {}  # zoo entry -> its card, for every start taken from the zoo
 
     # -- training ----------------------------------------------------------------------------
     def checkpoint(self, name: str, key: dict[str, Any] | None = None) -> Path:
@@ -189,9 +187,7 @@ class CompressionStudy:
 
     def _from_zoo(self, name: str, net: nn.Module) -> None:
         """Load zoo entry ``name``'s verified weights into ``net`` and note the start in the provenance."""
-        card = zoo.load_into(net, name)
-        self.zoo_used[name] = card
-        self.chapter.note_zoo_start(name, card)
+        self.chapter.start_from_zoo(net, name)
 
     def _fit(self, strategy, steps: int, name: str, bs: int, params: dict[str, Any],
              inputs: dict[str, Path] | None = None) -> Path:
