@@ -16,6 +16,7 @@ the entry's own test code (PSNR, likelihood bpp, RD loss) beside the zoo weights
     OMP_NUM_THREADS=1 python benchmarks/zoo_finetune_lr.py --entry mbt2018-mean-cvc-q4 --steps 200 --crop 128 --batch-size 8
     OMP_NUM_THREADS=1 python benchmarks/zoo_finetune_lr.py --entry srresnet-covidct-gaussian0.2 --steps 100 --variants lr1e-3,lr1e-4,lr1e-5
     OMP_NUM_THREADS=1 python benchmarks/zoo_finetune_lr.py --entry erfnet-cvc --steps 200 --batches chapter --crop 128 --batch-size 8 --variants lr1e-4,lr1e-5
+    OMP_NUM_THREADS=1 python benchmarks/zoo_finetune_lr.py --entry erfnet-cvc --steps 200 --batches recipe --crop 128 --variants lr1e-4
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ def _setup(entry, name: str, args, device: torch.device):
     lr, aux_lr, _ = VARIANTS[name]
     model = zoo.load(args.entry).train()
     codec = isinstance(entry, CodecEntry)
-    recipe = dataclasses.replace(entry, hyperparameters={**entry.hyperparameters, "lr": lr})
+    crop = {"crop": args.crop} if args.crop and args.batches == "recipe" else {}  # the recipe's batches at another crop
+    recipe = dataclasses.replace(entry, hyperparameters={**entry.hyperparameters, "lr": lr, **crop})
     strategy = (CodecMSEStrategy(model, entry.hyperparameters["lambda1"], lr=lr, aux_lr=aux_lr) if codec
                 else recipe.strategy(model, device))
     if (args.batches or ("chapter" if codec else "recipe")) == "recipe":
@@ -68,7 +70,7 @@ def main() -> None:
     ap.add_argument("--entry", default="mbt2018-mean-bccd-q4")
     ap.add_argument("--steps", type=int, default=80)
     ap.add_argument("--batch-size", type=int, default=2)
-    ap.add_argument("--crop", type=int, default=None, help="random square crops of this size (A1: 128); whole frames if unset")
+    ap.add_argument("--crop", type=int, default=None, help="random square crops of this size (A1: 128); whole frames if unset; with --batches recipe, the recipe's crop size")
     ap.add_argument("--batches", choices=("chapter", "recipe"), default=None,
                     help="chapter: the training split as a chapter feeds it (whole frames or --crop crops, --batch-size; "
                          "the default for codecs); recipe: the entry's own augmented batches (the default otherwise)")

@@ -150,3 +150,30 @@ def test_zero_task_steps_needs_a_zoo_start(tmp_path, monkeypatch):
     with pytest.raises(InvalidParameterError, match="task_steps=0 .* init='zoo'"):
         cs.CompressionStudy(ch, "segmentation", data, data, **kw)
     assert cs.CompressionStudy(ch, "segmentation", data, data, init="zoo", **kw).task_steps == 0
+
+
+def test_recipe_batches_are_erfnets_zoomed_crops_and_change_the_training_key(tmp_path, monkeypatch):
+    from medtask.pipeline import Chapter
+
+    monkeypatch.setenv("MEDTASK_OUTPUT", str(tmp_path))
+    ch = Chapter("a1_test", profile="smoke", parameters={}, datasets=[], results_dir=tmp_path / "r")
+    mask = torch.zeros(48, 64, dtype=torch.long)
+    mask[30:40, 40:56] = 1  # a small polyp off the centre
+    data = [{"image": smooth_image(h=48, w=64, seed=s), "mask": mask, "id": str(s)} for s in range(4)]
+    kw = dict(build_task=lambda: build_erfnet(2, width=0.25), num_classes=2, device=torch.device("cpu"),
+              widths={"mbt2018-mean": {"N": 8, "M": 8}}, batch_size=2, mse_steps=1, extra_steps=1, progress=False)
+    with pytest.raises(InvalidParameterError, match="train_crop"):
+        cs.CompressionStudy(ch, "segmentation", data, data, train_augment="recipe", **kw)
+    with pytest.raises(InvalidParameterError, match="train_augment='zoom'"):
+        cs.CompressionStudy(ch, "segmentation", data, data, train_augment="zoom", train_crop=32, **kw)
+    crop = cs.CompressionStudy(ch, "segmentation", data, data, train_crop=32, **kw)
+    recipe = cs.CompressionStudy(ch, "segmentation", data, data, train_crop=32, train_augment="recipe", **kw)
+    a, b = crop._batches(4)(0), recipe._batches(4)(0)
+    assert a["image"].shape == b["image"].shape == (4, 3, 32, 32)
+    assert not torch.equal(a["image"], b["image"])
+    # over a few batches the recipe centres half its crops on the polyp: more foreground than plain crops
+    fg = [sum(float((s._batches(4)(k)["mask"] > 0).float().mean()) for k in range(8)) for s in (crop, recipe)]
+    assert fg[1] > fg[0]
+    crop.baseline_codec("mbt2018-mean", 1, 0.0067)
+    recipe.baseline_codec("mbt2018-mean", 1, 0.0067)
+    assert set(crop.checkpoints.values()).isdisjoint(recipe.checkpoints.values())

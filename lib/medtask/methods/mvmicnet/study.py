@@ -52,11 +52,13 @@ from medtask.methods.mvmicnet.strategies import (
     load_modules,
 )
 from medtask.methods.mvmicnet.evaluation import predict_masks, stack_images, task_scores
-from medtask.methods.mvmicnet.zoo import codec_entry_name
+from medtask.methods.mvmicnet.zoo import codec_entry_name, segmenter_augment
 from medtask.metrics.image import image_quality
 from medtask.nn.losses import check_task
 
 ARCH_LABEL = {"mbt2018-mean": "MBT2018-Mean", "cheng2020-anchor": "Cheng2020-Anchor"}
+#: how every training's batches are made: random crops (or whole images), or ERFNet's zoo augmentation
+TRAIN_AUGMENTS = ("crop", "recipe")
 #: where the networks start: random weights, or the study's zoo
 INITS = ("scratch", "zoo")
 #: the zoo entry of each task's network, by the zoo's data tag
@@ -140,7 +142,8 @@ class CompressionStudy:
                  mse_steps: int = 200, extra_steps: int = 100, stage2_steps: int = 50, lr: float = 1e-4,
                  task_lr: float = 1e-3, finetune_lr: float = 1e-4, task_scale: float = 255.0 ** 2,
                  calib: Sequence[dict] | None = None, progress: bool = True, init: str = "scratch",
-                 zoo_data: str = "cvc", train_crop: int | None = None, scratch_lr: float | None = None) -> None:
+                 zoo_data: str = "cvc", train_crop: int | None = None, scratch_lr: float | None = None,
+                 train_augment: str = "crop") -> None:
         check_task(task, TASKS)
         if init not in INITS:
             raise InvalidParameterError(f"init={init!r}: use one of {', '.join(INITS)}")
@@ -152,7 +155,12 @@ class CompressionStudy:
                                         "is random weights: give it steps (e.g. -p task_steps=300) or use init='zoo'")
         if train_crop is not None and task != "segmentation":
             raise InvalidParameterError("train_crop crops images and masks; it is not available for detection")
-        self.init, self.zoo_data, self.train_crop = init, zoo_data, train_crop
+        if train_augment not in TRAIN_AUGMENTS:
+            raise InvalidParameterError(f"train_augment={train_augment!r}: use one of {', '.join(TRAIN_AUGMENTS)}")
+        if train_augment == "recipe" and (task != "segmentation" or train_crop is None):
+            raise InvalidParameterError("train_augment='recipe' is ERFNet's zoo augmentation: segmentation only, "
+                                        "with a train_crop (a multiple of 64 px for the codecs, e.g. 128)")
+        self.init, self.zoo_data, self.train_crop, self.train_augment = init, zoo_data, train_crop, train_augment
         self.chapter, self.task, self.train, self.test = chapter, task, train, test
         self.calib = calib if calib is not None else test
         self.build_task, self.num_classes, self.device, self.seed = build_task, num_classes, device, seed
@@ -182,7 +190,12 @@ class CompressionStudy:
         return self.chapter.checkpoint(name if self.seed == 0 else f"seed{self.seed}/{name}", key=key)
 
     def _batches(self, bs: int) -> RandomBatches:
-        augment = random_crops(self.train_crop) if self.train_crop else None
+        """Every training's batches: whole images, random ``train_crop`` crops, or ERFNet's zoo augmentation
+        at ``train_crop`` (``train_augment="recipe"``), the same for every network of the chapter."""
+        if self.train_augment == "recipe":
+            augment = segmenter_augment(self.train_crop)
+        else:
+            augment = random_crops(self.train_crop) if self.train_crop else None
         return RandomBatches(self.train, bs, seed=self.seed, augment=augment)
 
     def _from_zoo(self, name: str, net: nn.Module) -> None:
@@ -202,7 +215,8 @@ class CompressionStudy:
         nets = {k: network_signature(m) for k, m in strategy.modules().items()}
         key = self.chapter.artefact_key(
             {**params, "strategy": type(strategy).__name__, "steps": steps, "batch_size": bs, "seed": self.seed,
-             "grad_clip": 1.0, "train_crop": self.train_crop, "networks": nets, "start_weights": weights_digest(strategy.modules()),
+             "grad_clip": 1.0, "train_crop": self.train_crop,
+             **({"train_augment": self.train_augment} if self.train_augment != "crop" else {}), "networks": nets, "start_weights": weights_digest(strategy.modules()),
              "train": samples_signature(self.train)},
             inputs=inputs or {}, code=(sys.modules[type(strategy).__module__], fit))
         ckpt = self.checkpoint(name, key=key)
@@ -346,6 +360,7 @@ def run_sweep(study: CompressionStudy, lambdas: Sequence[float], lambda2: float,
 
     Learned baselines: every architecture in ``study.specs``; MVMICNet on ``study.mvmicnet_arch``;
     classic codecs searched onto MVMICNet's measured bpp at each point (on the calibration images).
+    Saves the chapter's tables ``results_all`` and (from the zoo) ``start_comparison``.
     """
     if len(lambdas) < 1:
         raise InvalidParameterError("lambdas needs at least one rate point")
@@ -383,6 +398,9 @@ def run_sweep(study: CompressionStudy, lambdas: Sequence[float], lambda2: float,
     df = pd.DataFrame(rows)
     df.insert(1, "paper_method", df["method"].map(PAPER_NAME))
     start = start_comparison(study, df, len(lambdas), lambdas[-1], task_net) if study.init == "zoo" else None
+    study.chapter.save_table(df, "results_all")
+    if start is not None:
+        study.chapter.save_table(start, "start_comparison")
     return Sweep(df, decoded, task_net, stage_nets, original,
                  {"learned": t_learned, "total": time.perf_counter() - t0, **study.timings}, start)
 
