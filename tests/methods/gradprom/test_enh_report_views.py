@@ -96,3 +96,23 @@ def test_targets_table_reads_the_clean_classifier_and_each_enhancers_gain_at_sig
     assert t["ours"].tolist() == pytest.approx([0.8, 9.9, 6.6])
     assert "gradprom at σ = 0.2, supervised" in t["target"].iloc[2]
     assert report.targets_table(pd.DataFrame(rows[-1:])).shape == (1, 4)  # no σ = 0.2 setting: the classifier only
+
+
+def test_the_two_auxiliary_claim_is_not_tested_when_the_crops_classifier_is_at_chance():
+    def two(auc: float) -> pd.DataFrame:
+        rows = [{"auxiliary": a, "strategy": s, "psnr_db": p, "accuracy": 0.5, "auc": auc, "dice": 0.1}
+                for a, p in (("classifier", 27.0), ("segmenter", 27.5), ("both", 27.1))
+                for s in ("gradprom", "clean (upper bound)")]
+        return pd.DataFrame(rows)
+
+    sr = pd.DataFrame([{"factor": 2, "strategy": s, "psnr_db": p} for s, p in
+                       (("bicubic", 26.0), ("frozen", 31.0), ("joint", 30.5), ("gradprom", 31.2))])
+    comp = pd.DataFrame([{"setting": "supervised", "strategy": s, "psnr_db": p}
+                         for s, p in (("benchmark-i", 25.0), ("gradprom", 24.0))])
+    at_chance = report.extension_findings(sr, comp, two(0.51), [2]).iloc[-1]
+    assert at_chance["verdict"] == "not tested" and "AUC 0.510 (at chance" in at_chance["ours"]
+    table = report.extension_findings(sr, comp, two(0.80), [2])
+    learned = table.iloc[-1]
+    assert learned["verdict"] == "confirmed" and "+0.400 dB" in learned["ours"]  # best single 27.5 - both 27.1
+    # the composite claim names the settings that were run (here supervised only)
+    assert "Composite degradation: GradProm's PSNR > Benchmark-i's (supervised)" in list(table["claim"])
