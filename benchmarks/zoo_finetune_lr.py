@@ -35,7 +35,7 @@ from medtask.engine.loop import fit
 from medtask.methods.gradprom.strategies import DegradeBatch
 from medtask.methods.mvmicnet.strategies import CodecMSEStrategy
 from medtask.methods.mvmicnet.zoo import CodecEntry
-from medtask.zoo.registry import load_split
+from medtask.zoo.registry import load_item
 
 #: variant -> (codec learning rate, aux learning rate, warm-up steps as a fraction of the run)
 VARIANTS = {"lr1e-4": (1e-4, 1e-3, 0.0), "warmup": (1e-4, 1e-3, 0.5), "noaux": (1e-4, 0.0, 0.0),
@@ -55,9 +55,7 @@ def _setup(entry, name: str, args, device: torch.device):
                 else recipe.strategy(model, device))
     if (args.batches or ("chapter" if codec else "recipe")) == "recipe":
         return model, strategy, recipe.batches(device)
-    d = entry.data[0]
-    options = d.get("options") or ({"split_rule": d["split_rule"]} if d.get("split_rule") else None)
-    train = load_split(d["dataset"], "train", d["size"], options)
+    train = load_item(entry.data[0], "train")
     train = [{"image": s["image"], "id": s["id"]} for s in train] if codec else train
     steps = [random_crops(args.crop)] if args.crop else []
     if getattr(entry, "degradation", None):  # an enhancer: degraded input, clean target, as Study C's chapters make them

@@ -104,6 +104,13 @@ def load_split(name: str, split: str, size: Any, options: dict[str, Any] | None 
     return _split(name, split, size, tuple(sorted((options or {}).items())))
 
 
+def load_item(item: dict[str, Any], split: str):
+    """``split`` of one of an entry's data items (``{"dataset", "size"}`` with loader ``"options"``, or Study A's
+    older top-level ``"split_rule"``, which its cards record) through :func:`load_split`."""
+    options = item.get("options") or ({"split_rule": item["split_rule"]} if item.get("split_rule") else None)
+    return load_split(item["dataset"], split, item["size"], options)
+
+
 _REGISTRY: dict[str, Entry] = {}
 
 #: The modules that define the study's entries (each calls :func:`register` for its own method's

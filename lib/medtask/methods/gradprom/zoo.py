@@ -70,7 +70,7 @@ from medtask.methods.gradprom.study import (
 )
 from medtask.nn.classifiers import build_classifier
 from medtask.nn.unet import build_unet
-from medtask.zoo.registry import Entry, load_split, register
+from medtask.zoo.registry import Entry, load_item, load_split, register
 
 COVID_DATA = [{"dataset": "COVID-CT", "size": [96, 96], "options": {"channels": 1}}]
 CVC_DATA = [{"dataset": "CVC-ColonDB", "size": [112, 128], "options": {"split_rule": "blocks"}}]
@@ -78,9 +78,6 @@ CVC_DATA = [{"dataset": "CVC-ColonDB", "size": [112, 128], "options": {"split_ru
 EVAL_SEED = 12345
 
 
-def dataset(d: dict[str, Any], split: str):
-    """One data item's ``split`` through :func:`medtask.data.load` (held in memory once per process)."""
-    return load_split(d["dataset"], split, d["size"], d.get("options"))
 
 
 @lru_cache(maxsize=16)
@@ -141,7 +138,7 @@ class RecogniserEntry(Entry):
         rot, jit = aug["affine"], aug["color_jitter"]
         augment = compose(affine(tuple(rot["scale"]), rot["degrees"], rot["translate"]), flips,
                           color_jitter(jit["brightness"], jit["contrast"], jit["saturation"]))
-        return RandomBatches(dataset(self.data[0], "train"), hp["batch_size"], seed=hp["seed"], augment=augment,
+        return RandomBatches(load_item(self.data[0], "train"), hp["batch_size"], seed=hp["seed"], augment=augment,
                              device=device)
 
     def evaluate(self, model: nn.Module, split: str, device: torch.device) -> dict[str, float]:
@@ -183,7 +180,7 @@ class EnhancerEntry(Entry):
     def batches(self, device: torch.device):
         hp = self.hyperparameters
         augment = compose(random_crops(hp["crop"]), flips, DegradeBatch(self.degradation, supervised=True, flip=False))
-        return RandomBatches(dataset(self.data[0], "train"), hp["batch_size"], seed=hp["seed"], augment=augment,
+        return RandomBatches(load_item(self.data[0], "train"), hp["batch_size"], seed=hp["seed"], augment=augment,
                              device=device)
 
     def evaluate(self, model: nn.Module, split: str, device: torch.device) -> dict[str, float]:

@@ -45,7 +45,7 @@ from medtask.methods.mvmicnet.strategies import SCALE_255, CodecMSEStrategy, Tas
 from medtask.metrics.image import psnr
 from medtask.nn.detection import detector_for_frames
 from medtask.nn.erfnet import build_erfnet
-from medtask.zoo.registry import Entry, load_split, register
+from medtask.zoo.registry import Entry, load_item, register
 
 #: Study A's working sizes (H, W): CVC-ColonDB's 500×574 frames and BCCD's 480×640 images,
 #: short side 256 and 320 px, aspect kept to within 2 % and sides multiples of 8.
@@ -53,8 +53,6 @@ CVC_SIZE = (256, 288)
 BCCD_SIZE = (320, 424)
 
 
-def _load(d: dict[str, Any], split: str):
-    return load_split(d["dataset"], split, d["size"], {"split_rule": d["split_rule"]} if d.get("split_rule") else None)
 
 
 def _chunks(ds, batch_size: int):
@@ -95,7 +93,7 @@ class CodecEntry(Entry):
 
     def batches(self, device: torch.device):
         hp = self.hyperparameters
-        samples = [{"image": s["image"], "id": s["id"]} for d in self.data for s in _load(d, "train")]
+        samples = [{"image": s["image"], "id": s["id"]} for d in self.data for s in load_item(d, "train")]
         return RandomBatches(samples, hp["batch_size"], seed=hp["seed"],
                              augment=compose(random_crops(hp["crop"]), flips), device=device)
 
@@ -107,7 +105,7 @@ class CodecEntry(Entry):
         out: dict[str, float] = {}
         for d in self.data:
             p_d, b_d = [], []
-            for batch in _chunks(_load(d, split), 8):
+            for batch in _chunks(load_item(d, split), 8):
                 x = batch["image"].to(device)
                 h, w = x.shape[-2:]
                 res = model(pad_to_multiple(x))
@@ -214,12 +212,12 @@ class SegmenterEntry(Entry):
 
     def batches(self, device: torch.device):
         hp = self.hyperparameters
-        return RandomBatches(_load(self.data[0], "train"), hp["batch_size"], seed=hp["seed"],
+        return RandomBatches(load_item(self.data[0], "train"), hp["batch_size"], seed=hp["seed"],
                              augment=segmenter_augment(hp["crop"], hp["augment"]), device=device)
 
     def evaluate(self, model: nn.Module, split: str, device: torch.device) -> dict[str, float]:
         """Dataset-level polyp Dice and mIoU, and the mean of per-frame Dice (PraNet's 'mean Dice')."""
-        ds = _load(self.data[0], split)
+        ds = load_item(self.data[0], split)
         scores = task_scores(model, "segmentation", ds, ds, self.num_classes, device)
         return {k: scores[k] for k in ("dice", "miou", "iou_fg", "mean_dice")}
 
@@ -276,12 +274,12 @@ class DetectorEntry(Entry):
     def batches(self, device: torch.device):
         hp = self.hyperparameters
         jitter = hp["augment"]["color_jitter"]
-        return RandomBatches(_load(self.data[0], "train"), hp["batch_size"], seed=hp["seed"],
+        return RandomBatches(load_item(self.data[0], "train"), hp["batch_size"], seed=hp["seed"],
                              augment=compose(flips, color_jitter(jitter, jitter, jitter)), device=device)
 
     def evaluate(self, model: nn.Module, split: str, device: torch.device) -> dict[str, float]:
         """COCO mAP@[.5:.95], AP50 and AP75 (torchmetrics) over the split's images."""
-        ds = _load(self.data[0], split)
+        ds = load_item(self.data[0], split)
         return task_scores(model, "detection", ds, ds, self.num_classes + 1, device, batch_size=4)
 
 
