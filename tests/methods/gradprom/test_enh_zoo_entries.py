@@ -100,3 +100,5 @@ def test_the_chapters_start_names_are_registered_entries_and_their_twins():
     with pytest.raises(InvalidParameterError, match="rec_steps=0"):
         es.StudyConfig(rec_steps=0)
     assert es.StudyConfig(rec_steps=0, init="zoo").rec_steps == 0
+    with pytest.raises(InvalidParameterError, match="rec_steps=0"):  # a zoo start without its recognisers
+        es.StudyConfig(rec_steps=0, init="zoo", recognisers_from_zoo=False)

@@ -122,8 +122,9 @@ class StudyConfig:
         if self.init not in INITS:
             raise InvalidParameterError(f"init={self.init!r}: use one of {', '.join(INITS)}")
         if (self.init == "scratch" or not self.recognisers_from_zoo) and self.rec_steps < 1:
-            raise InvalidParameterError("rec_steps=0 keeps the recognisers as they start, which with init='scratch' is "
-                                        "random weights: give them steps (e.g. -p rec_steps=200) or use init='zoo'")
+            raise InvalidParameterError("rec_steps=0 keeps the recognisers as they start, which here is random weights "
+                                        "(init='scratch', or a zoo without them): give them steps (e.g. -p rec_steps=200) "
+                                        "or use init='zoo'")
         self.tasks = tuple(self.tasks)
         bad = [t for t in self.tasks if t not in ("classification", "segmentation")]
         if bad or not self.tasks:
