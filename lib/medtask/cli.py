@@ -58,6 +58,16 @@ def _cmd_edition_save(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_edition_shrink(args: argparse.Namespace) -> int:
+    from medtask import config
+    from medtask.pipeline.edition import edition_root, shrink_saved, summary
+
+    print(summary(shrink_saved()))
+    where = config.display_path(edition_root())
+    print(f"shrunk in {where}/; review it, then commit it (git add {where})")
+    return 0
+
+
 def _cmd_profiles(args: argparse.Namespace) -> int:
     from medtask.pipeline.profiles import PROFILES, chapters, load_profile, parameter_cell, resolve_notebook
 
@@ -138,6 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
     save.add_argument("--only", nargs="+", metavar="CHAPTER",
                       help="replace just these chapters in the saved edition of the profile (the others keep theirs)")
     save.set_defaults(func=_cmd_edition_save)
+    shrink = edition_sub.add_parser(
+        "shrink", help="shrink the saved edition's notebooks again (outputs re-encoded as `save` does today)",
+        description="Apply today's output shrinking (PNG re-encoded and downscaled, large photographic PNGs as JPEG) "
+                    "to every notebook of the saved edition and update EDITION.json's sizes; nothing is re-executed.")
+    shrink.set_defaults(func=_cmd_edition_shrink)
 
     prof = sub.add_parser("profiles", help="show each chapter's parameters and profiles")
     prof.add_argument("notebook", nargs="?", help="one chapter (default: all)")

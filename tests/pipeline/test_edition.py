@@ -13,6 +13,7 @@ import json
 import os
 
 import nbformat
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -298,3 +299,51 @@ def test_book_builds_from_the_edition_with_its_banner_on_every_page(executed, tm
     assert f"commit <code class=\"docutils literal notranslate\"><span class=\"pre\">{COMMIT[:12]}" in page
     assert "a1_compression_segmentation works" in (html / "findings.html").read_text()
     assert not generated_dir(empty).exists(), "the edition is never copied into the output root's chapters"
+
+
+def test_large_photographic_png_outputs_become_jpeg_and_plots_stay_png():
+    rng = np.random.default_rng(0)
+    # a photograph-like image: smooth shapes (bicubic up-sampling of a coarse grid) and sensor noise
+    smooth = Image.fromarray(rng.integers(0, 255, (30, 45, 3), dtype=np.uint8)).resize((900, 600), Image.BICUBIC)
+    noisy = np.asarray(smooth, dtype=np.int16) + rng.integers(-6, 7, (600, 900, 3))
+    photo = Image.fromarray(noisy.clip(0, 255).astype(np.uint8))
+    buf = io.BytesIO()
+    photo.save(buf, format="PNG")
+    photo_png = base64.b64encode(buf.getvalue()).decode("ascii")
+    plot_png = _png(1200, 400)  # flat colour: small as PNG
+    nb = {"metadata": {}, "cells": [{"cell_type": "code", "source": "", "metadata": {}, "outputs": [
+        {"output_type": "display_data", "metadata": {"image/png": {"width": 900}},
+         "data": {"image/png": photo_png, "text/plain": "<Figure>"}},
+        {"output_type": "display_data", "metadata": {}, "data": {"image/png": plot_png, "text/plain": "<Figure>"}}]}]}
+    photo_out, plot_out = ed.shrink_notebook(nb)["cells"][0]["outputs"]
+    assert set(photo_out["data"]) == {"image/jpeg", "text/plain"} and photo_out["metadata"] == {"image/jpeg": {"width": 900}}
+    jpeg = base64.b64decode(photo_out["data"]["image/jpeg"])
+    assert len(jpeg) * 2 <= len(buf.getvalue())
+    with Image.open(io.BytesIO(jpeg)) as im:
+        assert im.format == "JPEG" and im.size == (900, 600)
+    assert "image/png" in plot_out["data"] and "image/jpeg" not in plot_out["data"]
+
+
+def test_shrink_saved_reencodes_a_saved_edition_and_updates_its_sizes(executed, tmp_path, monkeypatch):
+    dest = tmp_path / "edition"
+    info = ed.save_edition("smoke", output_root=executed, dest=dest)
+    stem = chapters()[0]
+    nb_path = dest / f"{stem}.ipynb"
+    nb = json.loads(nb_path.read_text())
+    rng = np.random.default_rng(1)
+    big = Image.fromarray(rng.integers(0, 255, (20, 30, 3), dtype=np.uint8)).resize((900, 600), Image.BICUBIC)
+    buf = io.BytesIO()
+    Image.fromarray((np.asarray(big, dtype=np.int16) + rng.integers(-6, 7, (600, 900, 3))).clip(0, 255)
+                    .astype(np.uint8)).save(buf, format="PNG")
+    nb["cells"][0].setdefault("outputs", []).append(
+        {"output_type": "display_data", "metadata": {}, "data": {"image/png": base64.b64encode(buf.getvalue()).decode()}})
+    nb["cells"][0]["cell_type"] = "code"
+    nb_path.write_text(json.dumps(nb))  # as an older save left it
+    new = ed.shrink_saved(dest)
+    assert "image/jpeg" in nb_path.read_text()
+    assert new["chapters"][stem]["bytes"] == nb_path.stat().st_size + sum(
+        p.stat().st_size for p in (dest / "results" / "smoke" / stem).rglob("*") if p.is_file())
+    assert new["bytes"] == sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
+    assert {k: v for k, v in new.items() if k not in ("bytes", "chapters")} == \
+        {k: v for k, v in info.items() if k not in ("bytes", "chapters")}
+    assert ed.edition_problems(dest) == []

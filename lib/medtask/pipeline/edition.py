@@ -5,7 +5,9 @@ the small result files the book reads (each chapter's tables, ``claims.csv`` amo
 into ``edition/``, with ``EDITION.json`` saying what it is (``--only CHAPTER ...`` replaces just those chapters in
 the saved edition). It refuses a chapter that is missing, ran on another profile or failed, and an edition above
 :data:`MAX_BYTES`. Notebooks are shrunk on the way: PNG outputs
-re-encoded (optimised, downscaled to at most :data:`MAX_IMAGE_WIDTH` pixels wide), widget state dropped.
+re-encoded (optimised, downscaled to at most :data:`MAX_IMAGE_WIDTH` pixels wide), those still above
+:data:`JPEG_ABOVE_BYTES` (grids of photographs, which PNG stores poorly) as JPEG at quality :data:`JPEG_QUALITY`
+where that at least halves them, widget state dropped. The chapters' figure files keep their PNG and SVG.
 
 ``medtask book --no-run`` builds from the output root's chapters when all are executed on the profile, else from
 the edition (:func:`medtask.pipeline.book.build_book`); every page then says it is the published edition.
@@ -42,6 +44,9 @@ INFO = "EDITION.json"
 MAX_BYTES = 25_000_000
 #: PNG outputs wider than this are downscaled (pixels)
 MAX_IMAGE_WIDTH = 1400
+#: PNG outputs still larger than this after re-encoding are stored as JPEG where that at least halves them (bytes)
+JPEG_ABOVE_BYTES = 250_000
+JPEG_QUALITY = 88
 #: the mime type of a Jupyter widget view (its state is not kept)
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
@@ -115,8 +120,23 @@ def _png(data: str, max_width: int) -> tuple[str, tuple[int, int] | None]:
     return base64.b64encode(new).decode("ascii"), resized
 
 
+def _jpeg(data: str) -> str | None:
+    """A base64 PNG above :data:`JPEG_ABOVE_BYTES` as a base64 JPEG (on white), when that at least halves it."""
+    raw = base64.b64decode(data)
+    if len(raw) <= JPEG_ABOVE_BYTES:
+        return None
+    with Image.open(io.BytesIO(raw)) as im:
+        im.load()
+        rgb = Image.new("RGB", im.size, "white")
+        rgb.paste(im, mask=im.getchannel("A") if im.mode == "RGBA" else None)
+    buf = io.BytesIO()
+    rgb.save(buf, format="JPEG", quality=JPEG_QUALITY, optimize=True)
+    return base64.b64encode(buf.getvalue()).decode("ascii") if 2 * buf.tell() <= len(raw) else None
+
+
 def shrink_notebook(nb: dict[str, Any], max_width: int = MAX_IMAGE_WIDTH) -> dict[str, Any]:
-    """``nb`` with its PNG outputs re-encoded and downscaled to ``max_width`` and no widget state (in place)."""
+    """``nb`` with its PNG outputs re-encoded and downscaled to ``max_width`` (large photographic ones as JPEG,
+    :func:`_jpeg`) and no widget state (in place)."""
     nb.get("metadata", {}).pop("widgets", None)
     for cell in nb.get("cells", []):
         outputs = []
@@ -131,6 +151,12 @@ def shrink_notebook(nb: dict[str, Any], max_width: int = MAX_IMAGE_WIDTH) -> dic
                     if resized and isinstance(meta, dict) and isinstance(meta.get("width"), (int, float)) \
                             and meta["width"] > resized[0]:
                         meta["width"], meta["height"] = resized
+                    jpeg = _jpeg(data["image/png"])
+                    if jpeg is not None:
+                        del data["image/png"]
+                        data["image/jpeg"] = jpeg
+                        if "image/png" in out.get("metadata", {}):
+                            out["metadata"]["image/jpeg"] = out["metadata"].pop("image/png")
                 if not data:  # a widget view with nothing else to show
                     continue
             outputs.append(out)
@@ -176,6 +202,33 @@ def _copy_chapter(stem: str, profile: str, output_root: str | os.PathLike | None
     return ({"commit": git.get("commit"), "dirty": git.get("dirty"), "executed": record.get("created"),
              "wall_seconds": record.get("wall_seconds"), "bytes": nb_path.stat().st_size + _size(res_dst)},
             config.display_path(root) if root else None)
+
+
+def _write_info(folder: Path, info: dict[str, Any]) -> None:
+    """Write ``EDITION.json`` into ``folder`` with ``info["bytes"]`` the folder's total size (itself included)."""
+    info["bytes"] = 0
+    for _ in range(4):  # the total includes EDITION.json itself, which holds the total
+        (folder / INFO).write_text(json.dumps(info, indent=1) + "\n")
+        if info["bytes"] == (total := _size(folder)):
+            break
+        info["bytes"] = total
+
+
+def shrink_saved(root: str | os.PathLike | None = None, max_width: int = MAX_IMAGE_WIDTH) -> dict[str, Any]:
+    """Apply :func:`shrink_notebook` again to every notebook of the saved edition (after a change to how outputs
+    are shrunk) and update the sizes in ``EDITION.json``; what the chapters computed and their provenance stay
+    as they were saved. Returns the updated description."""
+    target = edition_root(root)
+    info = read_info(target)
+    if info is None:
+        raise EditionError(f"{shown(target)} holds no edition to shrink")
+    for stem, chapter in info["chapters"].items():
+        nb_path = target / f"{stem}.ipynb"
+        nb = shrink_notebook(json.loads(nb_path.read_text()), max_width)
+        nb_path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+        chapter["bytes"] = nb_path.stat().st_size + _size(target / "results" / info["profile"] / stem)
+    _write_info(target, info)
+    return info
 
 
 def save_edition(profile: str = "cpu", *, output_root: str | os.PathLike | None = None,
@@ -241,12 +294,7 @@ def save_edition(profile: str = "cpu", *, output_root: str | os.PathLike | None 
             "max_image_width": max_width,
             "max_bytes": max_bytes,
         }
-        info["bytes"] = 0
-        for _ in range(4):  # the total includes EDITION.json itself, which holds the total
-            (tmp / INFO).write_text(json.dumps(info, indent=1) + "\n")
-            if info["bytes"] == (total := _size(tmp)):
-                break
-            info["bytes"] = total
+        _write_info(tmp, info)
         if info["bytes"] > max_bytes:
             biggest = sorted(chapters_info.items(), key=lambda kv: -kv[1]["bytes"])[:3]
             raise EditionError(
