@@ -75,3 +75,11 @@ def test_published_lines_take_the_colour_of_the_method_run_for_them():
     others = {tuple(colour[m]) for m in (HEVC_NAME, "MBT2018-Mean")}
     assert tuple(colour["Cheng2020-Anchor (published)"]) not in others | {(0.5, 0.5, 0.5, 1.0)}
     plt.close(fig)
+
+
+def test_original_scores_sentence_names_the_rows_that_beat_the_originals():
+    res = pd.DataFrame([{"method": "JPEG 2000", "point": 1, "dice_stage1": 0.42},
+                        {"method": "MBT2018-Mean", "point": 1, "dice_stage1": 0.20}])
+    text = report.original_scores_sentence("segmentation", {"miou": 0.49, "dice": 0.227}, res)
+    assert "1 of 2 rows score a higher dice" in text and "JPEG 2000 point 1 (0.420)" in text and "MBT2018" not in text
+    assert "rows score" not in report.original_scores_sentence("segmentation", {"miou": 0.49, "dice": 0.5}, res)

@@ -278,11 +278,26 @@ ORIGINAL_SCORES = {"segmentation": ("ERFNet", {"miou": "mIoU", "dice": "Dice"}, 
                    "detection": ("Detector", {"map": "mAP", "ap50": "AP50", "ap75": "AP75"}, ".")}
 
 
-def original_scores_sentence(task: str, scores: dict[str, float]) -> str:
-    """The task network's scores on the original test images (``segmentation`` or ``detection``; Markdown)."""
+def original_scores_sentence(task: str, scores: dict[str, float], results: pd.DataFrame | None = None) -> str:
+    """The task network's scores on the original test images (``segmentation`` or ``detection``; Markdown) and,
+    given a sweep's ``results``, which rows read by that same network score above the originals (a reader that
+    does better on distorted images than on the originals takes the distortion as a cue, so a task score above
+    another codec's is then no evidence that the codec keeps more of the task's information)."""
     network, labels, tail = ORIGINAL_SCORES[task]
     values = ", ".join(f"{label} {scores[key]:.4f}" for key, label in labels.items())
-    return f"{network} on the **original** test images: {values}{tail}"
+    text = f"{network} on the **original** test images: {values}{tail}"
+    key = TARGETS[task][1]
+    column = f"{key}_stage1"
+    if results is None or column not in results:
+        return text
+    above = results[results[column] > scores[key]]
+    if above.empty:
+        return text
+    rows = ", ".join(f"{m} point {int(p)} ({v:.3f})" for m, p, v in zip(above["method"], above["point"], above[column]))
+    return text + (f"\n\n**{len(above)} of {len(results)} rows score a higher {key} on decoded images than "
+                   f"{network} does on the originals:** {rows}. The network reads some of the distortion as a cue "
+                   f"for the task, so on this run a higher {key} after compression is no evidence that a codec keeps "
+                   "more of the task's information; the task-side comparisons wait for a stronger network.")
 
 
 #: the study's targets for the default profile (the zoo issue): the task network on original test images,
