@@ -216,8 +216,8 @@ class CompressionStudy:
         key = self.chapter.artefact_key(
             {**params, "strategy": type(strategy).__name__, "steps": steps, "batch_size": bs, "seed": self.seed,
              "grad_clip": 1.0, "train_crop": self.train_crop,
-             **({"train_augment": self.train_augment} if self.train_augment != "crop" else {}), "networks": nets, "start_weights": weights_digest(strategy.modules()),
-             "train": samples_signature(self.train)},
+             **({"train_augment": self.train_augment} if self.train_augment != "crop" else {}),  # older keys stand
+             "networks": nets, "start_weights": weights_digest(strategy.modules()), "train": samples_signature(self.train)},
             inputs=inputs or {}, code=(sys.modules[type(strategy).__module__], fit))
         ckpt = self.checkpoint(name, key=key)
         torch.manual_seed(self.seed)

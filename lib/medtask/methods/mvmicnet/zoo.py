@@ -53,8 +53,6 @@ CVC_SIZE = (256, 288)
 BCCD_SIZE = (320, 424)
 
 
-
-
 def _chunks(ds, batch_size: int):
     for i in range(0, len(ds), batch_size):
         yield collate([ds[j] for j in range(i, min(i + batch_size, len(ds)))])
