@@ -87,8 +87,7 @@ class Chapter:
         self._t0 = time.perf_counter()
         self._static: dict[str, Any] | None = None
         self.artefacts: list[dict[str, Any]] = []
-        self.zoo_starts: list[dict[str, Any]] = []  # the provenance's record of each zoo start
-        self.zoo_cards: dict[str, dict[str, Any]] = {}  # zoo entry -> its card, for the page's start notes
+        self.zoo_cards: dict[str, dict[str, Any]] = {}  # zoo entry -> its card, for every start taken from the zoo
         self._git: dict[str, Any] | None = None
         self._fingerprints: dict[str, str] = {}
         self.allow_unverified_data = unverified_data_allowed() if allow_unverified_data is None \
@@ -142,7 +141,7 @@ class Chapter:
         rec["chapter"] = self.name
         rec["wall_seconds"] = round(time.perf_counter() - self._t0, 2)
         rec["artefacts"] = list(self.artefacts)
-        rec["zoo_starts"] = list(self.zoo_starts)
+        rec["zoo_starts"] = self.zoo_starts
         return rec
 
     @property
@@ -189,11 +188,14 @@ class Chapter:
 
     def note_zoo_start(self, name: str, card: dict[str, Any]) -> None:
         """Record in the provenance that a network of this run started from zoo entry ``name`` (``card``)."""
-        rec = {"entry": name, "sha256": card.get("sha256"), "trained_at_commit": (card.get("git") or {}).get("commit"),
-               "steps": card.get("steps"), "plateau": (card.get("plateau") or {}).get("flat")}
-        if rec not in self.zoo_starts:
-            self.zoo_starts.append(rec)
         self.zoo_cards[name] = card
+
+    @property
+    def zoo_starts(self) -> list[dict[str, Any]]:
+        """The provenance's record of each zoo entry this run started from, in the order first used."""
+        return [{"entry": name, "sha256": card.get("sha256"), "trained_at_commit": (card.get("git") or {}).get("commit"),
+                 "steps": card.get("steps"), "plateau": (card.get("plateau") or {}).get("flat")}
+                for name, card in self.zoo_cards.items()]
 
     def start_from_zoo(self, net: "torch.nn.Module", name: str) -> "torch.nn.Module":  # noqa: F821
         """``net`` with zoo entry ``name``'s verified weights (:func:`medtask.zoo.load_into`), the start noted."""
