@@ -78,8 +78,6 @@ CVC_DATA = [{"dataset": "CVC-ColonDB", "size": [112, 128], "options": {"split_ru
 EVAL_SEED = 12345
 
 
-
-
 @lru_cache(maxsize=16)
 def _degraded(name: str, split: str, size: tuple[int, int], options: tuple[tuple[str, Any], ...],
               degradation: tuple[tuple[str, Any], ...]) -> DegradedTestSet:
