@@ -199,3 +199,31 @@ def test_collate_and_errors():
         RandomBatches([], 2)
     with pytest.raises(ValueError):
         fit(Regression(), RandomBatches(dataset(), 2), -1, progress=False)
+
+
+class LoggedDtype(Regression):
+    """Records the dtype of the forward pass's output (what autocast computed it in)."""
+
+    def compute_gradients(self, batch, step):
+        out = self.net(batch["x"])
+        self.seen = out.dtype
+        loss = nn.functional.mse_loss(out.float(), batch["y"])
+        loss.backward()
+        return {"loss": loss.item()}
+
+
+def test_bf16_precision_autocasts_the_step_and_keeps_float32_weights():
+    data = dataset()
+    fp32, bf16 = LoggedDtype(), LoggedDtype()
+    fit(fp32, RandomBatches(data, 8, seed=0), 60, progress=False)
+    res = fit(bf16, RandomBatches(data, 8, seed=0), 60, progress=False, precision="bf16")
+    assert fp32.seen == torch.float32 and bf16.seen == torch.bfloat16
+    assert all(p.dtype == torch.float32 for p in bf16.net.parameters())
+    assert res.history[-1]["loss"] < 0.05 * res.history[0]["loss"]  # it still learns
+    diff = max((a - b).abs().max().item() for a, b in zip(fp32.net.parameters(), bf16.net.parameters()))
+    assert 0 < diff < 0.05  # rounded, not a different result
+
+
+def test_unknown_precision_is_refused_before_training():
+    with pytest.raises(ValueError, match="precision must be one of"):
+        fit(Regression(), RandomBatches(dataset(), 8, seed=0), 5, progress=False, precision="fp8")

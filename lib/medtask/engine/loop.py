@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -13,7 +14,7 @@ import torch
 from torch import nn
 
 from medtask.engine import distributed
-from medtask.errors import CheckpointError
+from medtask.errors import CheckpointError, InvalidParameterError
 
 try:  # tqdm is a dependency, but the loop must not die without it
     from tqdm.auto import tqdm
@@ -193,6 +194,22 @@ def _step_of(path: Path) -> int:
     return int(read_checkpoint(path)["step"]) if path.exists() else 0
 
 
+#: ``fit(precision=...)``: the dtype of the forward pass under ``torch.autocast`` (None: no autocast).
+PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16}
+
+
+def precision_context(precision: str, modules: list[nn.Module]) -> contextlib.AbstractContextManager:
+    """The autocast context of ``precision`` on the modules' device (a null context for ``fp32``)."""
+    if precision not in PRECISIONS:
+        raise InvalidParameterError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+    dtype = PRECISIONS[precision]
+    if dtype is None:
+        return contextlib.nullcontext()
+    params = [p for m in modules for p in m.parameters()]
+    device = params[0].device.type if params else "cpu"
+    return torch.autocast(device, dtype=dtype)
+
+
 def _trained_parameters(strategy: Strategy) -> list[torch.Tensor]:
     """Every parameter an optimiser steps, less those the strategy averaged over ranks itself."""
     skip = {id(p) for p in strategy.reduced_parameters()}
@@ -212,6 +229,7 @@ def fit(
     progress: bool = True,
     desc: str | None = None,
     keep_optimizer: bool = True,
+    precision: str = "fp32",
 ) -> TrainResult:
     """Train ``strategy`` for ``steps`` steps on ``batches(step)``.
 
@@ -227,7 +245,11 @@ def fit(
     further (a call with more steps raises :class:`~medtask.errors.CheckpointError`). The chapters' trainings,
     whose step counts are in their checkpoints' keys, finish this way; the zoo's, which train in chunks on
     one checkpoint, keep it. ``progress`` shows a bar (off when ``MEDTASK_PROGRESS=0``, as in pipeline runs,
-    where a bar would only clutter the executed notebook).
+    where a bar would only clutter the executed notebook). ``precision="bf16"`` runs
+    :meth:`Strategy.compute_gradients` (forward and backward) under ``torch.autocast`` in bfloat16 on the
+    networks' device; weights, gradients and optimiser state stay float32 (bfloat16 has float32's range,
+    so no loss scaling is needed). On CPUs with AVX-512 it cuts the step of most of Study B's networks to
+    about 0.5-0.7 (zoo/README.md).
 
     Launched by ``torchrun`` (``medtask zoo train NAME --nproc N``), the same call trains
     data-parallel (:mod:`medtask.engine.distributed`): ``batches(step)`` is the global batch and
@@ -243,13 +265,15 @@ def fit(
     """
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
+    cast = precision_context(precision, list(strategy.modules().values()))
     from medtask.engine import launch  # not at import: ``python -m medtask.engine.launch`` runs it as __main__
 
     nproc = launch.requested_nproc()
     if (nproc > 1 and checkpoint is not None and steps > 0 and not distributed.launched()
             and _step_of(Path(checkpoint)) < steps):
         launch.train_in_workers(strategy, batches, steps, checkpoint, nproc, checkpoint_every=checkpoint_every,
-                                grad_clip=grad_clip, schedulers=schedulers, progress=progress, desc=desc)
+                                grad_clip=grad_clip, schedulers=schedulers, progress=progress, desc=desc,
+                                precision=precision)
     distributed.init()
     world, main = distributed.world_size(), distributed.is_main()
     schedulers = schedulers or {}
@@ -291,7 +315,7 @@ def fit(
                 batch = distributed.shard_batch(batch)
             for opt in optimizers.values():
                 opt.zero_grad(set_to_none=True)
-            with distributed.step_scope(step):
+            with distributed.step_scope(step), cast:
                 logs = strategy.compute_gradients(batch, step)
             if world > 1:
                 distributed.all_reduce_gradients(trained)

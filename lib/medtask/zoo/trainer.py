@@ -96,36 +96,48 @@ def train(name: str, *, device: str = "auto", threads: int | None = None, progre
         started = (json.loads((run / "spec.json").read_text()).get("git_at_start") if (run / "spec.json").exists()
                    else None)
         _write_json(run / "spec.json", {**entry.spec(), "git_at_start": started or provenance.git_state()})
-    strategy = entry.strategy(model, dev)
+    curve, result = train_curve(entry, model, dev, run / "curve.json", run / "train.pt", main=main, progress=progress)
+    if not main:
+        return {}
+    return finalize(entry, model, curve, result.seconds if result else 0.0, parent, dev, root, run)
+
+
+def train_curve(entry: Entry, model: nn.Module, device: torch.device, curve_path: Path, checkpoint: Path, *,
+                main: bool = True, progress: bool = True) -> tuple[list[dict[str, Any]], Any]:
+    """Train ``model`` by ``entry``'s recipe to its last step in chunks of ``eval_every``, scoring the validation
+    split after each; resumes from ``checkpoint`` and ``curve_path``. Returns the curve and the last ``fit`` result.
+
+    The recipe's ``precision`` hyperparameter (``"fp32"`` unless set) is :func:`fit`'s.
+    """
+    strategy = entry.strategy(model, device)
     schedulers = entry.schedulers(strategy)
-    batches = entry.batches(dev)
-    curve_path, ckpt = run / "curve.json", run / "train.pt"
+    batches = entry.batches(device)
+    precision = entry.hyperparameters.get("precision", "fp32")
     curve: list[dict[str, Any]] = json.loads(curve_path.read_text()) if main and curve_path.exists() else []
     if main and not curve:
         t0 = time.perf_counter()
-        curve.append({"step": 0, **entry.evaluate(model, "val", dev), "train_seconds": 0.0,
+        curve.append({"step": 0, **entry.evaluate(model, "val", device), "train_seconds": 0.0,
                       "eval_seconds": time.perf_counter() - t0})
         _write_json(curve_path, curve)
     ends = sorted({*range(entry.eval_every, entry.steps, entry.eval_every), entry.steps})
     result = None
     for end in ends:
-        result = fit(strategy, batches, end, checkpoint=ckpt, checkpoint_every=entry.eval_every,
-                     grad_clip=entry.grad_clip, schedulers=schedulers, progress=progress, desc=name)
+        result = fit(strategy, batches, end, checkpoint=checkpoint, checkpoint_every=entry.eval_every,
+                     grad_clip=entry.grad_clip, schedulers=schedulers, progress=progress, desc=entry.name,
+                     precision=precision)
         if not main or any(r["step"] == end for r in curve):
             continue
         chunk = result.history[-entry.eval_every:]
         recent = [h["loss"] for h in chunk if "loss" in h and not h.get("skipped")]
         t0 = time.perf_counter()
-        scores = entry.evaluate(model, "val", dev)
+        scores = entry.evaluate(model, "val", device)
         curve.append({"step": end, **scores, "train_loss": sum(recent) / max(len(recent), 1),
                       "skipped_steps": sum(1 for h in chunk if h.get("skipped")),
                       "train_seconds": result.seconds, "eval_seconds": time.perf_counter() - t0})
         _write_json(curve_path, curve)
-        print(f"[{name}] step {end}/{entry.steps}: " + ", ".join(f"{k}={v:.4g}" for k, v in scores.items()),
+        print(f"[{entry.name}] step {end}/{entry.steps}: " + ", ".join(f"{k}={v:.4g}" for k, v in scores.items()),
               flush=True)
-    if not main:
-        return {}
-    return finalize(entry, model, curve, result.seconds if result else 0.0, parent, dev, root, run)
+    return curve, result
 
 
 def finalize(entry: Entry, model: nn.Module, curve: list[dict[str, Any]], train_seconds: float,

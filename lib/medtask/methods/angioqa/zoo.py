@@ -48,7 +48,11 @@ entry                             CPU s/step    steps   hours on one core
 ``quality-swin-t-drive``                2.98     3000    2.5
 ================================  ===========  =======  ===================
 
-All nine: about 15 hours on one core. 3,000 steps of 8 are 24,000 graded versions (1,500 per source
+All nine: about 15 hours on one core in float32. Every entry trains with its forward and backward passes
+under bfloat16 autocast (``precision: bf16``; weights and optimiser in float32): on this CPU that cuts the
+step of seven of the nine networks to 0.49-0.67 of float32's (``benchmarks/zoo_step_variants.py``, table in
+zoo/README.md), and one precision for every arm keeps the comparison fair; ``benchmarks/zoo_precision_check.py``
+compares the validation curves of the two precisions on shortened recipes. 3,000 steps of 8 are 24,000 graded versions (1,500 per source
 image, each one fresh) of 192-px crops; the validation curve (every 300 steps) will say whether that
 reached a plateau.
 """
@@ -147,7 +151,7 @@ class AngioEntry(Entry):
             raise InvalidParameterError(f"zoo entry {self.name}: task must be one of {sorted(study.STRATEGIES)}")
         self.hyperparameters = {
             "lr": 1e-3, "weight_decay": 1e-4, "batch_size": 8, "crop": 192, "lr_schedule": "cosine",
-            "lr_min_factor": 0.02, "seed": 0, "seg_weight": 1.0, "cls_weight": 1.0,
+            "lr_min_factor": 0.02, "seed": 0, "seg_weight": 1.0, "cls_weight": 1.0, "precision": "bf16",
             "augment": {"affine": {"scale": [1.0, 1.0], "degrees": 180, "translate": 0.0, "padding": "reflection"},
                         "zoom_crop": {"scale": [0.8, 1.25], "p_foreground": 0.0}, "flips": "h+v",
                         "color_jitter": {"brightness": 0.1, "contrast": 0.1},
