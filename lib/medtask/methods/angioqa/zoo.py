@@ -1,4 +1,4 @@
-"""Study B's zoo entries: AngioQANet and its baselines on DRIVE at 256 px.
+"""Study B's zoo entries: AngioQANet, its ablations and its baselines on DRIVE at 256 px.
 
 Data: DRIVE made angiogram-like by the chapter's own pipeline (:func:`medtask.methods.angioqa.study.source_samples`:
 green channel, CLAHE at full resolution, resized to 256×256). Training uses DRIVE's 16 first official
@@ -48,7 +48,13 @@ entry                             CPU s/step    steps   hours on one core
 ``quality-swin-t-drive``                2.98     3000    2.5
 ================================  ===========  =======  ===================
 
-All nine: about 15 hours on one core in float32. Every entry trains with its forward and backward passes
+The five ablations (AngioQANet less one part, or trained on one task) were measured on 2026-12-02 beside
+two other trainings, with ``angioqanet-drive`` in the same run at 7.24 CPU s/step (the load inflates CPU
+time too): ``-no-lgsam`` 0.97 of its step, ``-no-fam`` 0.77, ``-no-link`` 0.96, ``-seg-only`` 1.00,
+``-cls-only`` 0.36 (it has no vessel decoder, which is most of the model's step) — by the table's rate,
+about 3.4, 2.7, 3.4, 3.5 and 1.3 hours.
+
+All nine baselines and the model: about 15 hours on one core in float32, the ablations about 14 more. Every entry trains with its forward and backward passes
 under bfloat16 autocast (``precision: bf16``; weights and optimiser in float32): on this CPU that cuts the
 step of seven of the nine networks to 0.49-0.67 of float32's (``benchmarks/zoo_step_variants.py``, table in
 zoo/README.md), and one precision for every arm keeps the comparison fair; ``benchmarks/zoo_precision_check.py``
@@ -212,9 +218,16 @@ STEP_COST: dict[str, float] = {
     "quality-efficientnet-b0-drive": 0.81, "quality-resnet18-drive": 0.98, "quality-swin-t-drive": 2.98}
 STEPS = 3000
 
-#: name -> (arm, steps); the arms' names, tasks and builders are the chapter's (study.ARMS).
+#: name -> (arm, steps) for every arm of the chapter (study.ARMS, whose names, tasks and builders these are):
+#: the model, its five ablations (trained by the same recipe, so that the ablation table compares networks
+#: trained alike) and the eight baselines.
 STUDY_B_ENTRIES: dict[str, tuple[str, int]] = {
     "angioqanet-drive": ("AngioQANet", STEPS),
+    "angioqanet-no-lgsam-drive": ("w/o L-GSAM", STEPS),
+    "angioqanet-no-fam-drive": ("w/o FAM", STEPS),
+    "angioqanet-no-link-drive": ("w/o seg->quality link", STEPS),
+    "angioqanet-seg-only-drive": ("seg-only (single task)", STEPS),
+    "angioqanet-cls-only-drive": ("cls-only (single task)", STEPS),
     "vessels-unet-drive": ("U-Net", STEPS),
     "vessels-attention-unet-drive": ("Attention U-Net", STEPS),
     "vessels-sa-unet-drive": ("SA-UNet", STEPS),
