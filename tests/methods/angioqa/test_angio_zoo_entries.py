@@ -7,6 +7,8 @@ import pytest
 import torch
 
 from medtask import zoo
+from medtask.errors import InvalidParameterError
+from medtask.methods.angioqa import study as st
 from medtask.methods.angioqa import zoo as bzoo
 from medtask.methods.angioqa.quality import GRADES
 
@@ -86,3 +88,28 @@ def test_real_entry_builds_and_scores_real_data(data_root, monkeypatch, name):
     monkeypatch.setattr(bzoo, "protocol_set", lambda d, split, n, seed: val[:3])
     scores = entry.evaluate(model, "val", torch.device("cpu"))
     assert entry.metric in scores and all(0.0 <= v <= 1.0 for v in scores.values())
+
+
+def test_every_chapter_arm_has_an_entry():
+    assert set(bzoo.STUDY_B_ENTRIES) == {st.zoo_name(arm) for arm in st.ARMS}
+    assert {arm for arm, _ in bzoo.STUDY_B_ENTRIES.values()} == set(st.ARMS)
+    with pytest.raises(InvalidParameterError, match="unknown arm"):
+        st.zoo_name("VGG")
+
+
+@pytest.mark.parametrize("arm", ["AngioQANet", "ResNet-18"])
+def test_an_arm_started_from_the_zoo_scores_what_its_card_says(scratch_zoo, arm):
+    """init='zoo' with no further steps is the zoo's network: the chapter's scores on the card's test versions
+    are the card's test scores (the stored weights), and nothing is trained."""
+    name = st.zoo_name(arm, "phantom")
+    card = zoo.train(name, threads=1, progress=False)
+    entry = zoo.get(name)
+    test = bzoo.protocol_set(entry.data[0], "test", entry.hyperparameters["eval_versions"]["test"])
+    model, row = st.run_arm(arm, [], test, size=32, steps=0, batch_size=2, lr=1e-3, seed=0, device="cpu",
+                            baseline_width=8, vit_dim=48, latency_repeats=1, init="zoo", zoo_data="phantom")
+    assert row["start"] == f"zoo: {name}" and row["steps_in_chapter"] == 0
+    assert row["train_s_per_step"] != row["train_s_per_step"]  # NaN: nothing trained
+    for k in ("accuracy", "macro_f1") + (("dice",) if entry.task == "both" else ()):
+        assert row[k] == pytest.approx(card["test"][k], abs=1e-6)
+    with pytest.raises(InvalidParameterError, match="init must be one of"):
+        st.run_arm(arm, [], test, size=32, steps=0, batch_size=2, lr=1e-3, seed=0, device="cpu", init="imagenet")

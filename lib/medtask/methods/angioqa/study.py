@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from skimage.exposure import equalize_adapthist
 from torch import nn
 
-from medtask import data
+from medtask import data, zoo
 from medtask.data import sources as data_sources
 from medtask.engine import RandomBatches, TrainResult, fit
 from medtask.engine.gradcam import grad_cam
@@ -277,6 +277,23 @@ _BASELINE = {"U-Net": "unet", "Attention U-Net": "attention_unet", "SA-UNet": "s
              "ResNet-18": "resnet", "Swin-T": "swin_t"}
 
 
+#: arm -> the stem of its zoo entry, ``<stem>-<zoo_data>`` (:func:`zoo_name`; :mod:`medtask.methods.angioqa.zoo`)
+ZOO_STEMS: dict[str, str] = {
+    "AngioQANet": "angioqanet", "w/o L-GSAM": "angioqanet-no-lgsam", "w/o FAM": "angioqanet-no-fam",
+    "w/o seg->quality link": "angioqanet-no-link", "seg-only (single task)": "angioqanet-seg-only",
+    "cls-only (single task)": "angioqanet-cls-only", "U-Net": "vessels-unet", "Attention U-Net": "vessels-attention-unet",
+    "SA-UNet": "vessels-sa-unet", "TransUNet (UNETR)": "vessels-unetr", "MobileNetV2": "quality-mobilenetv2",
+    "EfficientNet-B0": "quality-efficientnet-b0", "ResNet-18": "quality-resnet18", "Swin-T": "quality-swin-t"}
+INITS = ("scratch", "zoo")
+
+
+def zoo_name(arm: str, zoo_data: str = "drive") -> str:
+    """The zoo entry arm ``arm`` starts from with ``init="zoo"``: ``drive`` (the trained zoo) or ``phantom`` (smoke)."""
+    if arm not in ZOO_STEMS:
+        raise InvalidParameterError(f"unknown arm {arm!r}; choose from {list(ARMS)}")
+    return f"{ZOO_STEMS[arm]}-{zoo_data}"
+
+
 def build_arm(name: str, size: int, num_classes: int = len(GRADES), baseline_width: int = 64,
               vit_dim: int = 768) -> nn.Module:
     """The network of one arm of :data:`ARMS` (untrained)."""
@@ -304,21 +321,37 @@ def arm_checkpoint(chapter: Any, name: str, model: nn.Module, train_set: Sequenc
 def run_arm(name: str, train_set: Sequence[dict[str, Any]], test_set: Sequence[dict[str, Any]], *, size: int,
             steps: int, batch_size: int, lr: float, seed: int, device: Any, chapter: Any = None,
             baseline_width: int = 64, vit_dim: int = 768, seg_weight: float = 1.0, cls_weight: float = 1.0,
-            latency_repeats: int = 10) -> tuple[nn.Module, dict[str, Any]]:
+            latency_repeats: int = 10, init: str = "scratch", zoo_data: str = "drive"
+            ) -> tuple[nn.Module, dict[str, Any]]:
     """Build, train (same data, steps, batch and learning rate for every arm), evaluate and cost one arm.
 
-    With a ``chapter`` the training resumes from, or reuses, the arm's keyed checkpoint there.
+    ``init="zoo"`` starts the arm from its zoo entry (:func:`zoo_name`; noted in the ``chapter``'s provenance),
+    which the zoo trained from random weights by one recipe for every arm; ``steps`` then train it further
+    (0: the zoo's network as it is, no training and no checkpoint). With a ``chapter`` the training resumes
+    from, or reuses, the arm's keyed checkpoint there (its key includes the start's weights).
     """
+    if init not in INITS:
+        raise InvalidParameterError(f"init must be one of {INITS}, got {init!r}")
     role, task = ARMS[name]
     torch.manual_seed(seed)
     model = build_arm(name, size, baseline_width=baseline_width, vit_dim=vit_dim)
-    checkpoint = None if chapter is None else arm_checkpoint(
-        chapter, name, model, train_set, {"task": task, "size": size, "steps": steps, "batch_size": batch_size,
-                                          "lr": lr, "seed": seed, "seg_weight": seg_weight, "cls_weight": cls_weight})
-    res = train(model, task, train_set, steps=steps, batch_size=batch_size, lr=lr, seed=seed, checkpoint=checkpoint,
-                device=device, seg_weight=seg_weight, cls_weight=cls_weight)
+    start = "random weights"
+    if init == "zoo":
+        start = f"zoo: {zoo_name(name, zoo_data)}"
+        if chapter is not None:
+            chapter.start_from_zoo(model, zoo_name(name, zoo_data))
+        else:
+            zoo.load_into(model, zoo_name(name, zoo_data))
+    res = TrainResult()
+    if steps > 0:
+        checkpoint = None if chapter is None else arm_checkpoint(
+            chapter, name, model, train_set, {"task": task, "size": size, "steps": steps, "batch_size": batch_size,
+                                              "lr": lr, "seed": seed, "seg_weight": seg_weight,
+                                              "cls_weight": cls_weight})
+        res = train(model, task, train_set, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
+                    checkpoint=checkpoint, device=device, seg_weight=seg_weight, cls_weight=cls_weight)
     metrics = evaluate(model, test_set, task, device=device)
-    row: dict[str, Any] = {"model": name, "role": role, "task": task,
+    row: dict[str, Any] = {"model": name, "role": role, "task": task, "start": start, "steps_in_chapter": steps,
                            "source": LIBRARY.get(_BASELINE.get(name, ""), "medtask.methods.angioqa")}
     dev = torch.device(device)
     if dev.type == "cuda":  # GPU latency where one is available, before cost() moves the model to the CPU
@@ -326,7 +359,8 @@ def run_arm(name: str, train_set: Sequence[dict[str, Any]], test_set: Sequence[d
         row.update({"gpu_ms": gpu["ms"], "gpu_fps": gpu["fps"]})
     row.update(cost(model, size, repeats=latency_repeats))
     row.update({k: metrics.get(k, float("nan")) for k in ("dice", "iou", "sensitivity", "accuracy", "macro_f1")})
-    row["train_s_per_step"] = res.seconds_per_step if res.steps > res.resumed_from else res.seconds / max(res.steps, 1)
+    row["train_s_per_step"] = (float("nan") if res.steps == 0 else res.seconds_per_step
+                               if res.steps > res.resumed_from else res.seconds / res.steps)
     row["final_loss"] = float(np.mean([h["loss"] for h in res.history[-10:]])) if res.history else float("nan")
     row["confusion"] = metrics.get("confusion")
     model.to(device)

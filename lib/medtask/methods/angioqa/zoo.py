@@ -21,46 +21,46 @@ Quality grades follow today's protocol (:mod:`medtask.methods.angioqa.quality`),
 
 Training: the chapter's strategies (:data:`~medtask.methods.angioqa.study.STRATEGIES`: joint Dice + BCE
 + CE for AngioQANet, Dice + BCE for the segmentation baselines, CE for the classifiers), AdamW, cosine
-learning rate to 2 % of its start, gradient clipping at 1, batches of 8 crops of 192 px (the UNETR
+learning rate to 2 % of its start, gradient clipping at 1, batches of 8 crops of 128 px, in float32 (the UNETR
 stand-in of TransUNet has fixed position embeddings: it trains on 256-px zoomed crops). Scores
-(:func:`~medtask.methods.angioqa.study.evaluate`, the chapter's): vessel Dice / IoU / sensitivity inside
-the field of view over every grade, ``dice_good`` over the good grade only, quality accuracy and
-macro-F1. AngioQANet's plateau metric is the mean of vessel Dice and quality accuracy.
+(:func:`~medtask.methods.angioqa.study.evaluate`, the chapter's) on whole 256-px images: vessel Dice / IoU /
+sensitivity inside the field of view over every grade, ``dice_good`` over the good grade only, quality accuracy
+and macro-F1. AngioQANet's plateau metric is the mean of vessel Dice and quality accuracy.
 
 Steps: 3,000 for every entry (the same budget for every arm, as in the chapter), chosen from the cost of
 one training step (batch making and its graded degradation included), measured with
-``OMP_NUM_THREADS=1 python benchmarks/zoo_step_cost.py NAME --steps 2`` on 2026-12-01 on this 2-core
-machine while it ran ~5× its cores' load: CPU seconds of the one thread (``time.process_time``,
-steadier than wall time on a shared machine; wall time was 1.5–5× more), so the hours are estimates
-for a free core:
+``OMP_NUM_THREADS=1 python benchmarks/zoo_step_cost.py NAME --steps 2`` on 2026-12-02 on a free core of this
+kind of machine (that day an AMD EPYC with AVX2 and no AVX-512; wall and CPU time agreed within 1 %):
 
-================================  ===========  =======  ===================
-entry                             CPU s/step    steps   hours on one core
-================================  ===========  =======  ===================
-``angioqanet-drive``                    4.16     3000    3.5
-``vessels-unet-drive``                  1.96     3000    1.6
-``vessels-attention-unet-drive``        1.50     3000    1.3
-``vessels-sa-unet-drive``               1.42     3000    1.2
-``vessels-unetr-drive``                 3.30     3000    2.7
-``quality-mobilenetv2-drive``           0.60     3000    0.5
-``quality-efficientnet-b0-drive``       0.81     3000    0.7
-``quality-resnet18-drive``              0.98     3000    0.8
-``quality-swin-t-drive``                2.98     3000    2.5
-================================  ===========  =======  ===================
+=================================  ===========  =======  ===================
+entry                              CPU s/step    steps   hours on one core
+=================================  ===========  =======  ===================
+``angioqanet-drive``                     2.45     3000    2.0
+``angioqanet-no-lgsam-drive``            2.51     3000    2.1
+``angioqanet-no-fam-drive``              2.13     3000    1.8
+``angioqanet-no-link-drive``             2.25     3000    1.9
+``angioqanet-seg-only-drive``            2.20     3000    1.8
+``angioqanet-cls-only-drive``            0.97     3000    0.8
+``vessels-unet-drive``                   1.28     3000    1.1
+``vessels-attention-unet-drive``         1.11     3000    0.9
+``vessels-sa-unet-drive``                0.99     3000    0.8
+``vessels-unetr-drive`` (256 px)         5.25     3000    4.4
+``quality-mobilenetv2-drive``            0.43     3000    0.4
+``quality-efficientnet-b0-drive``        0.73     3000    0.6
+``quality-resnet18-drive``               0.90     3000    0.8
+``quality-swin-t-drive``                 3.13     3000    2.6
+=================================  ===========  =======  ===================
 
-The five ablations (AngioQANet less one part, or trained on one task) were measured on 2026-12-02 beside
-two other trainings, with ``angioqanet-drive`` in the same run at 7.24 CPU s/step (the load inflates CPU
-time too): ``-no-lgsam`` 0.97 of its step, ``-no-fam`` 0.77, ``-no-link`` 0.96, ``-seg-only`` 1.00,
-``-cls-only`` 0.36 (it has no vessel decoder, which is most of the model's step) — by the table's rate,
-about 3.4, 2.7, 3.4, 3.5 and 1.3 hours.
+All fourteen: about 22 hours on one core. 3,000 steps of 8 are 24,000 graded versions (1,500 per source
+image, each one fresh); the validation curve (every 300 steps) says whether that reached a plateau.
 
-All nine baselines and the model: about 15 hours on one core in float32, the ablations about 14 more. Every entry trains with its forward and backward passes
-under bfloat16 autocast (``precision: bf16``; weights and optimiser in float32): on this CPU that cuts the
-step of seven of the nine networks to 0.49-0.67 of float32's (``benchmarks/zoo_step_variants.py``, table in
-zoo/README.md), and one precision for every arm keeps the comparison fair; ``benchmarks/zoo_precision_check.py``
-compares the validation curves of the two precisions on shortened recipes. 3,000 steps of 8 are 24,000 graded versions (1,500 per source
-image, each one fresh) of 192-px crops; the validation curve (every 300 steps) will say whether that
-reached a plateau.
+Why 128-px crops and float32. A training must finish inside one working session, whose run folders do
+not survive it; at 192-px crops AngioQANet's step took 7.45 s on this machine (4.5 hours for 3,000 steps),
+at 128 px 2.3 s. ``fit(precision="bf16")`` (bfloat16 autocast) was adopted for one hour and dropped: on a
+CPU with AVX-512 it ran seven of the nine first entries' steps at 0.49-0.67 of float32's
+(``benchmarks/zoo_step_variants.py``, zoo/README.md), but on this AVX2-only CPU it made AngioQANet's step
+4.5 times slower (28 s against 6.2 s at 192 px; a plain 3×3 convolution 27 times slower), and the recipe
+must not depend on the machine it happens to run on.
 """
 
 from __future__ import annotations
@@ -156,8 +156,8 @@ class AngioEntry(Entry):
         if self.task not in study.STRATEGIES:
             raise InvalidParameterError(f"zoo entry {self.name}: task must be one of {sorted(study.STRATEGIES)}")
         self.hyperparameters = {
-            "lr": 1e-3, "weight_decay": 1e-4, "batch_size": 8, "crop": 192, "lr_schedule": "cosine",
-            "lr_min_factor": 0.02, "seed": 0, "seg_weight": 1.0, "cls_weight": 1.0, "precision": "bf16",
+            "lr": 1e-3, "weight_decay": 1e-4, "batch_size": 8, "crop": 128, "lr_schedule": "cosine",
+            "lr_min_factor": 0.02, "seed": 0, "seg_weight": 1.0, "cls_weight": 1.0,
             "augment": {"affine": {"scale": [1.0, 1.0], "degrees": 180, "translate": 0.0, "padding": "reflection"},
                         "zoom_crop": {"scale": [0.8, 1.25], "p_foreground": 0.0}, "flips": "h+v",
                         "color_jitter": {"brightness": 0.1, "contrast": 0.1},
@@ -221,22 +221,7 @@ STEPS = 3000
 #: name -> (arm, steps) for every arm of the chapter (study.ARMS, whose names, tasks and builders these are):
 #: the model, its five ablations (trained by the same recipe, so that the ablation table compares networks
 #: trained alike) and the eight baselines.
-STUDY_B_ENTRIES: dict[str, tuple[str, int]] = {
-    "angioqanet-drive": ("AngioQANet", STEPS),
-    "angioqanet-no-lgsam-drive": ("w/o L-GSAM", STEPS),
-    "angioqanet-no-fam-drive": ("w/o FAM", STEPS),
-    "angioqanet-no-link-drive": ("w/o seg->quality link", STEPS),
-    "angioqanet-seg-only-drive": ("seg-only (single task)", STEPS),
-    "angioqanet-cls-only-drive": ("cls-only (single task)", STEPS),
-    "vessels-unet-drive": ("U-Net", STEPS),
-    "vessels-attention-unet-drive": ("Attention U-Net", STEPS),
-    "vessels-sa-unet-drive": ("SA-UNet", STEPS),
-    "vessels-unetr-drive": ("TransUNet (UNETR)", STEPS),
-    "quality-mobilenetv2-drive": ("MobileNetV2", STEPS),
-    "quality-efficientnet-b0-drive": ("EfficientNet-B0", STEPS),
-    "quality-resnet18-drive": ("ResNet-18", STEPS),
-    "quality-swin-t-drive": ("Swin-T", STEPS),
-}
+STUDY_B_ENTRIES: dict[str, tuple[str, int]] = {study.zoo_name(arm): (arm, STEPS) for arm in study.ARMS}
 #: per-entry changes to the common recipe (UNETR's position embeddings fix its input size: no smaller crops)
 OVERRIDES: dict[str, dict[str, Any]] = {"TransUNet (UNETR)": {"crop": DRIVE_SIZE}}
 METRIC = {"both": "dice_accuracy", "seg": "dice", "cls": "accuracy"}
