@@ -248,8 +248,9 @@ def fit(
     where a bar would only clutter the executed notebook). ``precision="bf16"`` runs
     :meth:`Strategy.compute_gradients` (forward and backward) under ``torch.autocast`` in bfloat16 on the
     networks' device; weights, gradients and optimiser state stay float32 (bfloat16 has float32's range,
-    so no loss scaling is needed). On CPUs with AVX-512 it cuts the step of most of Study B's networks to
-    about 0.5-0.7 (zoo/README.md).
+    so no loss scaling is needed). Whether it pays depends on the hardware: on a CPU with AVX-512 it ran most
+    of Study B's networks' steps at 0.5-0.7 of float32's, on an AVX2-only CPU several times slower
+    (zoo/README.md); measure before adopting it.
 
     Launched by ``torchrun`` (``medtask zoo train NAME --nproc N``), the same call trains
     data-parallel (:mod:`medtask.engine.distributed`): ``batches(step)`` is the global batch and
