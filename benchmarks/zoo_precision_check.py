@@ -3,9 +3,10 @@
 For each entry, its recipe is shortened to ``--steps`` (the learning-rate schedule compressed with it,
 ``eval_every = steps / --points``) and trained twice from the same seed, batches and start: once in
 ``fp32`` and once under ``bf16`` autocast (``fit(precision=...)``). The validation curves (the entry's
-own scores) are printed side by side with each precision's training time. The zoo adopts bf16 for an
-entry family when the curves agree within the noise of the validation set (one validation version is
-1/60 of quality accuracy for Study B); the verdict is the reader's, from the printed table.
+own scores) are printed side by side with each precision's training time. Run it before adopting bf16 for
+an entry family on hardware where bf16 pays (a GPU, or a CPU with native bfloat16; on an AVX2-only CPU it is
+several times slower, zoo/README.md): the curves should agree within the noise of the validation set (one
+validation version is 1/60 of quality accuracy for Study B); the verdict is the reader's, from the table.
 
     OMP_NUM_THREADS=1 python benchmarks/zoo_precision_check.py quality-resnet18-drive vessels-sa-unet-drive \\
         --steps 600 --points 2 --threads 1 --out /tmp/precision.csv
