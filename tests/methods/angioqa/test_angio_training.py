@@ -117,6 +117,25 @@ def test_classification_baselines_shape(name):
         assert m(torch.rand(1, 1, 64, 64)).shape == (1, 3)
 
 
+def test_unetr_segments_larger_images_tile_by_tile():
+    """UNETR's position embeddings fix its tile; a larger image is segmented by overlapping tiles, with gradients."""
+    from medtask.methods.angioqa.baselines import UNETR_TILE, Tiled
+
+    torch.manual_seed(0)
+    small = build_segmentation_baseline("transunet", 32, width=8, vit_dim=48)
+    assert isinstance(small, Tiled) and small.tile == 32  # below the tile size, the image is the tile
+    big = build_segmentation_baseline("transunet", 2 * UNETR_TILE, width=8, vit_dim=48)
+    assert big.tile == UNETR_TILE
+    x = torch.rand(1, 1, 2 * UNETR_TILE, 2 * UNETR_TILE, requires_grad=True)
+    y = big(x)
+    assert y.shape == x.shape
+    y.mean().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    with torch.no_grad():  # a tile-sized input goes straight through the network
+        t = torch.rand(1, 1, UNETR_TILE, UNETR_TILE)
+        assert torch.equal(big(t), big.net(t))
+
+
 def test_unknown_baselines_raise():
     with pytest.raises(InvalidParameterError):
         build_segmentation_baseline("segformer", 32)

@@ -11,7 +11,11 @@ Segmentation (one input channel, one vessel logit map ``[B,1,H,W]``):
 - ``transunet``: TransUNet has no maintained library implementation; the closest maintained
   equivalent is MONAI ``UNETR`` (a ViT encoder of 12 transformer layers with a convolutional U-shaped
   decoder over its intermediate tokens), used in 2D. TransUNet puts a ResNet-50 stem before the ViT;
-  UNETR does not -- said in the chapter.
+  UNETR does not -- said in the chapter. Its position embeddings fix its input to tiles of
+  ``min(image_size, UNETR_TILE)`` px (:data:`UNETR_TILE` = 128: 8×8 tokens of 16 px); a larger image is
+  segmented tile by tile with MONAI's ``sliding_window_inference`` (overlap 0.25, Gaussian blending), which
+  is how UNETR is applied to images larger than its training patches. Training on 128-px crops then costs a
+  quarter of a 256-px step, and the network works at any size that is a multiple of 16.
 
 Classification (one input channel, repeated to three for the torchvision stems; ``weights=None``,
 nothing is downloaded): ``mobilenet`` (torchvision MobileNetV2), ``efficientnet`` (EfficientNet-B0),
@@ -31,6 +35,31 @@ from torchvision import models
 
 from medtask.errors import InvalidParameterError
 from medtask.methods.angioqa.modules import set_prior_bias
+
+#: UNETR's input tile (px): larger images are segmented by overlapping tiles (:class:`Tiled`).
+UNETR_TILE = 128
+
+
+class Tiled(nn.Module):
+    """A segmenter of fixed ``tile``-px square inputs applied to any larger image by overlapping tiles.
+
+    An input of exactly the tile's size goes straight through ``net``; a larger one through MONAI's
+    ``sliding_window_inference`` (overlap 0.25, Gaussian blending of the overlaps; differentiable, so it also
+    trains), with ``sw_batch_size`` tiles per forward pass.
+    """
+
+    def __init__(self, net: nn.Module, tile: int, sw_batch_size: int = 4) -> None:
+        super().__init__()
+        self.net, self.tile, self.sw_batch_size = net, int(tile), int(sw_batch_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if tuple(x.shape[-2:]) == (self.tile, self.tile):
+            return self.net(x)
+        from monai.inferers import sliding_window_inference  # MONAI is imported only where a baseline is built
+
+        return sliding_window_inference(x, (self.tile, self.tile), self.sw_batch_size, self.net, overlap=0.25,
+                                        mode="gaussian")
+
 
 SEGMENTATION_BASELINES = ("unet", "attention_unet", "sa_unet", "transunet")
 CLASSIFICATION_BASELINES = ("mobilenet", "efficientnet", "resnet", "swin_t")
@@ -142,8 +171,9 @@ def _build_segmentation_baseline(name: str, image_size: int, width: int, vit_dim
         if image_size % 16:
             raise InvalidParameterError(f"transunet (UNETR) needs an image size divisible by 16, got {image_size}")
         heads = 12 if vit_dim % 12 == 0 else 4
-        return UNETR(in_channels=1, out_channels=1, img_size=(image_size, image_size), feature_size=max(w // 4, 8),
-                     hidden_size=vit_dim, mlp_dim=4 * vit_dim, num_heads=heads, spatial_dims=2)
+        tile = min(image_size, UNETR_TILE)
+        return Tiled(UNETR(in_channels=1, out_channels=1, img_size=(tile, tile), feature_size=max(w // 4, 8),
+                           hidden_size=vit_dim, mlp_dim=4 * vit_dim, num_heads=heads, spatial_dims=2), tile)
     raise InvalidParameterError(f"unknown segmentation baseline {name!r}; choose one of {SEGMENTATION_BASELINES}")
 
 
