@@ -80,3 +80,38 @@ def test_findings_give_the_claims_table_of_the_book():
     assert v["L-GSAM helps (Dice and accuracy of the full model vs without it)"] == "confirmed"
     assert v["FAM helps (Dice and accuracy of the full model vs without it)"] == "mixed"
     assert f["ours"].iloc[-1].startswith("0.20×") and f["verdict"].iloc[-1] == "confirmed"
+
+
+def test_scores_per_dataset_and_the_study_targets():
+    t = arms_results()
+    t["by_dataset"] = [{"DRIVE": {"dice": 0.74, "accuracy": 0.79, "macro_f1": 0.7},
+                        "CHASE_DB1": {"dice": 0.60, "accuracy": 0.55, "macro_f1": 0.5}} for _ in range(len(t))]
+    by = report.dataset_table(t)
+    assert len(by) == 2 * len(t) and set(by["dataset"]) == {"DRIVE", "CHASE_DB1"}
+    targets = report.targets_table(t)
+    assert list(targets["threshold"]) == [">= 0.72", ">= 0.80"]
+    assert list(targets["ours"]) == [0.74, 0.79] and list(targets["met"]) == [True, False]
+    only_chase = t.assign(by_dataset=[{"CHASE_DB1": {"dice": 0.6}}] * len(t))
+    assert report.targets_table(only_chase).empty  # no DRIVE test images: no target row to fill
+
+
+def test_scores_by_dataset_split_one_prediction_by_source():
+    data = [{"mask": torch.ones(4, 4, dtype=torch.long), "label": i % 3, "source": f"{ds}/{i}"}
+            for i, ds in enumerate(["DRIVE", "CHASE_DB1", "DRIVE", "CHASE_DB1"])]
+    pred = {"seg": torch.tensor([1.0, 0.0, 1.0, 0.0]).view(4, 1, 1, 1).expand(4, 1, 4, 4).clone(),
+            "quality": torch.eye(3)[[0, 0, 2, 0]]}
+    by = st.score_by_dataset(pred, data)
+    assert list(by) == ["DRIVE", "CHASE_DB1"]
+    assert by["DRIVE"]["dice"] == 1.0 and by["CHASE_DB1"]["dice"] == 0.0
+    assert by["DRIVE"]["accuracy"] == 1.0 and by["CHASE_DB1"]["accuracy"] == 0.5
+
+
+def test_zoo_curves_draw_one_panel_per_task():
+    def card(metric):
+        return {"metric": metric, "curve": [{"step": 0, metric: 0.1}, {"step": 300, metric: 0.5}]}
+
+    cards = {"angioqanet-drive": card("dice_accuracy"), "vessels-unet-drive": card("dice"),
+             "vessels-sa-unet-drive": card("dice"), "quality-resnet18-drive": card("accuracy")}
+    fig = plots.zoo_curves(cards)
+    assert [len(ax.lines) for ax in fig.axes] == [1, 2, 1]
+    assert [t.get_text() for t in fig.axes[1].get_legend().get_texts()] == ["vessels-unet", "vessels-sa-unet"]

@@ -103,3 +103,22 @@ def arcade_figure(arcade: Sequence[dict], out: dict[str, torch.Tensor]):
     return segmentation_examples([a["image"] for a in arcade], [a["image"][0] for a in arcade], preds,
                                  titles=[f"{a['id']}: {GRADES[int(p.argmax())]} ({float(p.max()):.2f})"
                                          for a, p in zip(arcade, out["quality"])])
+
+
+def zoo_curves(cards: dict[str, dict[str, Any]]):
+    """The validation curves of the zoo entries the arms started from, one panel per task: each entry's plateau
+    metric (multi-task: the mean of vessel Dice and quality accuracy; segmentation: Dice; grading: accuracy)."""
+    titles = {"dice_accuracy": "multi-task: (Dice + accuracy) / 2", "dice": "vessel Dice", "accuracy": "quality accuracy"}
+    metrics = [m for m in titles if any(c["metric"] == m for c in cards.values())]
+    fig, axes = plt.subplots(1, max(len(metrics), 1), figsize=(4.6 * max(len(metrics), 1), 3.4), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for name, card in cards.items():
+            if card["metric"] == metric:
+                curve = pd.DataFrame(card["curve"])
+                ax.plot(curve["step"], curve[metric], marker="o", ms=2.5, lw=1.2, label=name.removesuffix("-drive"))
+        ax.set_title(titles[metric], fontsize=10)
+        ax.set_xlabel("zoo training step")
+        ax.set_ylabel("validation")
+        ax.legend(fontsize=6.5)
+    fig.tight_layout()
+    return fig

@@ -175,7 +175,33 @@ def arcade_probabilities(arcade: Sequence[dict], quality: torch.Tensor) -> pd.Da
 
 
 def run_summary(profile: str, size: int, versions: int, steps: int, batch_size: int, n_train: int, n_test: int,
-                minutes: float) -> str:
-    """The claims' first line: profile, scale, training budget, data and wall time."""
-    return (f"- Ran on profile **{profile}** ({size}×{size} px, {versions} versions per image, {steps} steps of "
-            f"{batch_size}); {n_train} training and {n_test} test versions; wall time so far {minutes:.1f} min.")
+                minutes: float, init: str = "scratch") -> str:
+    """The claims' first line: profile, scale, where the arms started, training budget, data and wall time."""
+    start = ("every arm from its zoo entry (section 3), then " if init == "zoo"
+             else "every arm from random weights, ")
+    return (f"- Ran on profile **{profile}** ({size}×{size} px, {versions} versions per image; {start}{steps} steps of "
+            f"{batch_size} here); {n_train} training and {n_test} test versions; wall time so far {minutes:.1f} min.")
+
+
+#: the study's targets for AngioQANet on DRIVE's test images under today's quality protocol
+TARGETS: dict[str, float] = {"dice": 0.72, "accuracy": 0.80}
+TARGET_DATASET = "DRIVE"
+
+
+def dataset_table(results: pd.DataFrame) -> pd.DataFrame:
+    """Every arm's scores on each test dataset separately (one row per arm and dataset; ``by_dataset`` of the rows)."""
+    rows = [{"model": r["model"], "dataset": ds, **{k: m.get(k, np.nan) for k in ("dice", "accuracy", "macro_f1")}}
+            for _, r in results.iterrows() for ds, m in (r.get("by_dataset") or {}).items()]
+    return pd.DataFrame(rows, columns=["model", "dataset", "dice", "accuracy", "macro_f1"])
+
+
+def targets_table(results: pd.DataFrame) -> pd.DataFrame:
+    """The study's targets (:data:`TARGETS`) beside AngioQANet's scores on the :data:`TARGET_DATASET` test versions
+    (``target``, ``threshold``, ``ours``, ``met``); no rows when this run has no such test versions."""
+    by = dataset_table(results)
+    ours = by[(by["model"] == "AngioQANet") & (by["dataset"] == TARGET_DATASET)]
+    rows = [{"target": f"AngioQANet {name} on {TARGET_DATASET}'s test images", "threshold": f">= {threshold:.2f}",
+             "ours": float(ours[metric].iloc[0]), "met": bool(ours[metric].iloc[0] >= threshold)}
+            for metric, threshold in TARGETS.items() if len(ours)
+            for name in [{"dice": "vessel Dice", "accuracy": "quality accuracy"}[metric]]]
+    return pd.DataFrame(rows, columns=["target", "threshold", "ours", "met"])

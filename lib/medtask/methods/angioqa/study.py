@@ -203,7 +203,16 @@ def predict(model: nn.Module, dataset: Sequence[dict[str, Any]], task: str, batc
 def evaluate(model: nn.Module, dataset: Sequence[dict[str, Any]], task: str, batch_size: int = 8,
              device: Any = "cpu", threshold: float = 0.5) -> dict[str, Any]:
     """Dice / IoU / sensitivity (vessel class, inside the FOV) and accuracy / macro-F1 / confusion matrix."""
-    pred = predict(model, dataset, task, batch_size, device)
+    return score(predict(model, dataset, task, batch_size, device), dataset, threshold)
+
+
+def source_dataset(sample: dict[str, Any]) -> str:
+    """The dataset a protocol version comes from (its source id is ``"<dataset>/<image id>"``)."""
+    return str(sample.get("source", sample.get("id", ""))).split("/")[0]
+
+
+def score(pred: dict[str, torch.Tensor], dataset: Sequence[dict[str, Any]], threshold: float = 0.5) -> dict[str, Any]:
+    """The scores of :func:`evaluate` from :func:`predict`'s probabilities for ``dataset``."""
     out: dict[str, Any] = {}
     if "seg" in pred:
         meter = SegmentationMeter(2, ignore_index=255)
@@ -220,6 +229,17 @@ def evaluate(model: nn.Module, dataset: Sequence[dict[str, Any]], task: str, bat
         cm = class_confusion_matrix(pred["quality"], labels, k)
         out.update({"accuracy": float(cm.diag().sum() / cm.sum().clamp(min=1)),
                     "macro_f1": macro_f1(pred["quality"], labels, k), "confusion": cm.tolist()})
+    return out
+
+
+def score_by_dataset(pred: dict[str, torch.Tensor], dataset: Sequence[dict[str, Any]], threshold: float = 0.5
+                     ) -> dict[str, dict[str, Any]]:
+    """:func:`score` of each source dataset's versions separately (``{"DRIVE": {...}, "CHASE_DB1": {...}}``)."""
+    names = [source_dataset(s) for s in dataset]
+    out = {}
+    for name in dict.fromkeys(names):
+        idx = [i for i, n in enumerate(names) if n == name]
+        out[name] = score({k: v[idx] for k, v in pred.items()}, [dataset[i] for i in idx], threshold)
     return out
 
 
@@ -332,6 +352,9 @@ def run_arm(name: str, train_set: Sequence[dict[str, Any]], test_set: Sequence[d
     """
     if init not in INITS:
         raise InvalidParameterError(f"init must be one of {INITS}, got {init!r}")
+    if init == "scratch" and steps < 1:
+        raise InvalidParameterError("init='scratch' with steps=0 would score untrained networks: give steps >= 1, "
+                                    "or start from the zoo with init='zoo'")
     role, task = ARMS[name]
     torch.manual_seed(seed)
     model = build_arm(name, size, baseline_width=baseline_width, vit_dim=vit_dim)
@@ -350,9 +373,12 @@ def run_arm(name: str, train_set: Sequence[dict[str, Any]], test_set: Sequence[d
                                               "cls_weight": cls_weight})
         res = train(model, task, train_set, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
                     checkpoint=checkpoint, device=device, seg_weight=seg_weight, cls_weight=cls_weight)
-    metrics = evaluate(model, test_set, task, device=device)
+    pred = predict(model, test_set, task, device=device)
+    metrics = score(pred, test_set)
     row: dict[str, Any] = {"model": name, "role": role, "task": task, "start": start, "steps_in_chapter": steps,
-                           "source": LIBRARY.get(_BASELINE.get(name, ""), "medtask.methods.angioqa")}
+                           "source": LIBRARY.get(_BASELINE.get(name, ""), "medtask.methods.angioqa"),
+                           "by_dataset": {ds: {k: v for k, v in m.items() if k != "confusion"}
+                                          for ds, m in score_by_dataset(pred, test_set).items()}}
     dev = torch.device(device)
     if dev.type == "cuda":  # GPU latency where one is available, before cost() moves the model to the CPU
         gpu = latency(model, size, dev, repeats=latency_repeats)
@@ -383,11 +409,12 @@ def arcade_images(size: int, data_root: Any = None, limit: int | None = None) ->
 
 def run_arms(train_set: Sequence[dict[str, Any]], test_set: Sequence[dict[str, Any]], *,
              chapter: Any = None, log: Callable[[str], None] = print,
-             arms: Sequence[str] = tuple(ARMS), **kw: Any) -> tuple[list[dict[str, Any]], dict[str, nn.Module]]:
-    """:func:`run_arm` for every arm (same data, steps and settings ``kw``): their rows and trained networks.
+             arms: Sequence[str] = tuple(ARMS), **kw: Any) -> tuple[pd.DataFrame, dict[str, nn.Module]]:
+    """:func:`run_arm` for every arm (same data, start, steps and settings ``kw``): their table (one row per arm)
+    and trained networks.
 
     With a ``chapter``, each arm's checkpoint is keyed there (slug: the arm's name, lower case, ``_``
-    for others, then the key's digest).
+    for others, then the key's digest), and the rows are saved as its ``arms.json``.
     """
     rows, models = [], {}
     for name in arms:
@@ -396,7 +423,9 @@ def run_arms(train_set: Sequence[dict[str, Any]], test_set: Sequence[dict[str, A
         rows.append(row)
         log(f"{name:26s} params {row['params']:>11,}  {row['train_s_per_step']:.2f} s/step  "
             f"dice {row['dice']:.3f}  acc {row['accuracy']:.3f}")
-    return rows, models
+    if chapter is not None:
+        chapter.save_json(rows, "arms")
+    return pd.DataFrame(rows), models
 
 
 def accuracy_by_fault(model: nn.Module, test_set: Sequence[dict[str, Any]], device: Any = "cpu") -> pd.DataFrame:
