@@ -157,3 +157,29 @@ def test_summary_names_entries_that_got_worse():
     text = trained_summary(table)
     assert text.startswith("2 of 3 zoo entries are trained (60 minutes")
     assert "1 of them reached a plateau" in text and "of a got worse" in text and "Not trained yet: c." in text
+
+
+def test_float16_storage_keeps_what_float16_cannot_hold_in_float32():
+    """GDN's 1e-11 pedestals and an entropy model's 1e-9 bound underflow in float16: they stay float32, the rest
+    halves (a weight whose one tiny element flushes to zero too); a trained codec with them in float16 scored an
+    infinite rate-distortion loss."""
+    from medtask.zoo.store import fits_float16, to_storage
+
+    state = {"w": torch.cat([torch.randn(63), torch.tensor([1e-9])]), "pedestal": torch.full((4,), 1.4551915228366852e-11),
+             "bound": torch.tensor(1e-9), "huge": torch.tensor([1e6]), "zeros": torch.zeros(3),
+             "table": torch.arange(5)}
+    stored = to_storage(state, torch.float16)
+    assert {k: v.dtype for k, v in stored.items()} == {
+        "w": torch.float16, "pedestal": torch.float32, "bound": torch.float32, "huge": torch.float32,
+        "zeros": torch.float16, "table": torch.int64}
+    assert torch.equal(stored["pedestal"], state["pedestal"]) and not fits_float16(state["bound"])
+    assert to_storage(state, torch.float32)["w"].dtype == torch.float32
+
+
+def test_a_codec_with_gdn_is_stored_in_float16_where_it_can_be(tiny):
+    card = zoo.train("t-codec", progress=False)
+    kept = card["storage"]["kept_float32"]
+    assert card["storage"]["dtype"] == "float16" and card["storage"]["test_float16"]["rd_loss"] < float("inf")
+    assert kept and all(k.endswith(("pedestal", "likelihood_lower_bound.bound")) for k in kept)
+    state = torch.load(weights_path("t-codec"), weights_only=True)
+    assert state["g_a.0.weight"].dtype == torch.float16 and all(state[k].dtype == torch.float32 for k in kept)

@@ -86,10 +86,32 @@ def read_weights(name: str, root: Path | None = None) -> dict[str, torch.Tensor]
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
 
+#: a tensor is stored in float16 only if the cast moves no element by more than this fraction of the tensor's
+#: largest magnitude (float16 keeps 11 significant bits, 2**-11). A tensor outside float16's range, such as GDN's
+#: 1e-11 pedestals or an entropy model's 1e-9 likelihood bound (which would become 0), stays float32; a weight
+#: tensor whose few tiny elements flush to zero beside large ones does not.
+FP16_RELATIVE = 2.0 ** -10
+
+
+def fits_float16(v: torch.Tensor) -> bool:
+    """Whether float16 holds ``v`` to :data:`FP16_RELATIVE` of its largest magnitude (and stays finite)."""
+    v = v.detach().float()
+    back = v.half().float()
+    return bool(torch.isfinite(back).all()) and bool((back - v).abs().max() <= FP16_RELATIVE * v.abs().max())
+
+
 def to_storage(state: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch.Tensor]:
-    """``state`` with its floating tensors cast to ``dtype`` (integers, e.g. entropy-coder tables, unchanged)."""
-    return {k: (v.detach().to(dtype) if v.is_floating_point() else v.detach()).cpu().contiguous()
-            for k, v in state.items()}
+    """``state`` with its floating tensors cast to ``dtype`` (integers, e.g. entropy-coder tables, unchanged).
+
+    For float16, a tensor that float16 cannot hold (:func:`fits_float16`) stays float32: a few small tensors
+    that would otherwise underflow to zero, beside weights that halve.
+    """
+    def cast(v: torch.Tensor) -> torch.Tensor:
+        if not v.is_floating_point() or (dtype == torch.float16 and not fits_float16(v)):
+            return v.detach()
+        return v.detach().to(dtype)
+
+    return {k: cast(v).cpu().contiguous() for k, v in state.items()}
 
 
 def write_entry(name: str, state: dict[str, torch.Tensor], card: dict[str, Any], root: Path | None = None) -> Path:

@@ -29,7 +29,8 @@ from medtask import config, provenance
 from medtask.engine import distributed
 from medtask.engine.loop import fit
 from medtask.zoo.registry import Entry, entries, get
-from medtask.zoo.store import ZooError, read_card, read_weights, to_storage, verify_entry, write_entry
+from medtask.zoo.store import (ZooError, fits_float16, read_card, read_weights, to_storage, verify_entry,
+                               write_entry)
 
 #: The plateau rule of the cards: the last ``PLATEAU_FRACTION`` of the steps gain less than
 #: ``PLATEAU_TOLERANCE`` (relative) on the entry's validation metric.
@@ -147,7 +148,8 @@ def finalize(entry: Entry, model: nn.Module, curve: list[dict[str, Any]], train_
     model = entry.prepare_for_storage(model)
     test32 = entry.evaluate(model, "test", device)
     half = entry.build()
-    half.load_state_dict({k: v.half().float() if v.is_floating_point() else v for k, v in model.state_dict().items()})
+    half.load_state_dict({k: v.float() if v.is_floating_point() else v
+                          for k, v in to_storage(model.state_dict(), torch.float16).items()})
     half = entry.prepare_for_storage(half)
     test16 = entry.evaluate(half, "test", device)
     ref = test32[entry.metric]
@@ -173,7 +175,9 @@ def finalize(entry: Entry, model: nn.Module, curve: list[dict[str, Any]], train_
         "metric": entry.metric, "higher_is_better": entry.higher_is_better,
         "curve": curve, "plateau": plateau(curve, entry.metric, entry.higher_is_better, entry.steps),
         "test": final, "storage": {"dtype": str(dtype).replace("torch.", ""), "test_float32": test32,
-                                    "test_float16": test16, "tolerance": FP16_TOLERANCE},
+                                    "test_float16": test16, "tolerance": FP16_TOLERANCE,
+                                    "kept_float32": [k for k, v in model.state_dict().items() if v.is_floating_point()
+                                                     and not fits_float16(v)] if fp16_ok else []},
         "run_folder": run.name,
     }
     write_entry(entry.name, to_storage(stored.state_dict(), dtype), card, root)
