@@ -13,6 +13,7 @@ from torch import nn
 from medtask.config import display_path
 from medtask.methods.angioqa.model import PAPER_PARAMETERS, count_parameters
 from medtask.methods.angioqa.quality import FAULTS, GRADES, SEVERITY
+from medtask.methods.angioqa.study import source_dataset
 from medtask.reporting import findings as fd
 from medtask.reporting.published import published_table
 
@@ -31,7 +32,7 @@ def published() -> dict[str, float]:
 
 def protocol_summary(train: Sequence[dict], test: Sequence[dict]) -> pd.DataFrame:
     """Counts of versions per split, dataset and grade."""
-    rows = [{"split": name, "dataset": s["source"].split("/")[0], "grade": GRADES[s["label"]]}
+    rows = [{"split": name, "dataset": source_dataset(s), "grade": GRADES[s["label"]]}
             for name, split in (("train", train), ("test", test)) for s in split]
     return pd.crosstab([pd.Series([r["split"] for r in rows], name="split"),
                         pd.Series([r["dataset"] for r in rows], name="dataset")],
