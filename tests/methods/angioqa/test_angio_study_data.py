@@ -15,6 +15,7 @@ from medtask.data import user_manifests  # noqa: E402
 from medtask.errors import InvalidParameterError  # noqa: E402
 from medtask.methods.angioqa import report  # noqa: E402
 from medtask.methods.angioqa import study as st  # noqa: E402
+from medtask.methods.angioqa.baselines import CLASSIFICATION_BASELINES  # noqa: E402
 from medtask.methods.angioqa.quality import GRADES  # noqa: E402
 
 torch.set_num_threads(1)
@@ -26,9 +27,9 @@ def test_published_numbers_match_the_paper():
 
 
 def test_every_arm_builds_and_matches_its_task():
-    for name, (role, task) in st.ARMS.items():
+    for name, (role, task, network, _) in st.ARMS.items():
         if role == "classification baseline":  # built (slowly) in test_angio_training; here only the mapping
-            assert task == "cls" and name in st._BASELINE
+            assert task == "cls" and network in CLASSIFICATION_BASELINES
             continue
         model = st.build_arm(name, 32, baseline_width=4, vit_dim=24).eval()
         with torch.no_grad():

@@ -63,7 +63,7 @@ def example_cases(test_set: Sequence[dict]) -> list[int]:
 def segmentation_comparison(models: dict[str, nn.Module], test_set: Sequence[dict], device: Any):
     """Vessel maps of :data:`SEGMENTATION_ARMS` on a good and a poor test version (:func:`example_cases`)."""
     subset = [test_set[i] for i in example_cases(test_set)]
-    preds = {n: (predict(models[n], subset, ARMS[n][1], device=device)["seg"][:, 0] >= 0.5).float()
+    preds = {n: (predict(models[n], subset, ARMS[n].task, device=device)["seg"][:, 0] >= 0.5).float()
              for n in SEGMENTATION_ARMS}
     return segmentation_examples([s["image"] for s in subset], [s["mask"] for s in subset], preds,
                                  titles=[f"{s['id']} ({GRADES[s['label']]}: {s['faults'] or '-'})" for s in subset],

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -273,57 +273,57 @@ def gradcam(model: nn.Module, target_layer: nn.Module, images: torch.Tensor,
 
 
 # -- the study's arms ----------------------------------------------------------------------------
-#: name -> (role, task, builder key); the model, its ablations, and the baselines, in table order
-ARMS: dict[str, tuple[str, str]] = {
-    "AngioQANet": ("ours", "both"),
-    "w/o L-GSAM": ("ablation", "both"),
-    "w/o FAM": ("ablation", "both"),
-    "w/o seg->quality link": ("ablation", "both"),
-    "seg-only (single task)": ("ablation", "seg"),
-    "cls-only (single task)": ("ablation", "cls"),
-    "U-Net": ("segmentation baseline", "seg"),
-    "Attention U-Net": ("segmentation baseline", "seg"),
-    "SA-UNet": ("segmentation baseline", "seg"),
-    "TransUNet (UNETR)": ("segmentation baseline", "seg"),
-    "MobileNetV2": ("classification baseline", "cls"),
-    "EfficientNet-B0": ("classification baseline", "cls"),
-    "ResNet-18": ("classification baseline", "cls"),
-    "Swin-T": ("classification baseline", "cls"),
+class Arm(NamedTuple):
+    """One arm of the study: its role in the tables, its task, its network and its zoo entry's stem."""
+
+    role: str      # "ours", "ablation", "segmentation baseline" or "classification baseline"
+    task: str      # "both", "seg" or "cls" (the strategy of :data:`STRATEGIES` that trains it)
+    network: str   # a build_angioqa variant for AngioQANet and its ablations, a baselines name otherwise
+    zoo_stem: str  # its zoo entry is ``<zoo_stem>-<zoo_data>`` (:func:`zoo_name`)
+
+    @property
+    def is_baseline(self) -> bool:
+        return self.role.endswith("baseline")
+
+
+#: name -> :class:`Arm`: the model, its ablations, and the baselines, in table order
+ARMS: dict[str, Arm] = {
+    "AngioQANet": Arm("ours", "both", "full", "angioqanet"),
+    "w/o L-GSAM": Arm("ablation", "both", "no_lgsam", "angioqanet-no-lgsam"),
+    "w/o FAM": Arm("ablation", "both", "no_fam", "angioqanet-no-fam"),
+    "w/o seg->quality link": Arm("ablation", "both", "no_link", "angioqanet-no-link"),
+    "seg-only (single task)": Arm("ablation", "seg", "seg_only", "angioqanet-seg-only"),
+    "cls-only (single task)": Arm("ablation", "cls", "cls_only", "angioqanet-cls-only"),
+    "U-Net": Arm("segmentation baseline", "seg", "unet", "vessels-unet"),
+    "Attention U-Net": Arm("segmentation baseline", "seg", "attention_unet", "vessels-attention-unet"),
+    "SA-UNet": Arm("segmentation baseline", "seg", "sa_unet", "vessels-sa-unet"),
+    "TransUNet (UNETR)": Arm("segmentation baseline", "seg", "transunet", "vessels-unetr"),
+    "MobileNetV2": Arm("classification baseline", "cls", "mobilenet", "quality-mobilenetv2"),
+    "EfficientNet-B0": Arm("classification baseline", "cls", "efficientnet", "quality-efficientnet-b0"),
+    "ResNet-18": Arm("classification baseline", "cls", "resnet", "quality-resnet18"),
+    "Swin-T": Arm("classification baseline", "cls", "swin_t", "quality-swin-t"),
 }
-_VARIANT = {"AngioQANet": "full", "w/o L-GSAM": "no_lgsam", "w/o FAM": "no_fam", "w/o seg->quality link": "no_link",
-            "seg-only (single task)": "seg_only", "cls-only (single task)": "cls_only"}
-_BASELINE = {"U-Net": "unet", "Attention U-Net": "attention_unet", "SA-UNet": "sa_unet",
-             "TransUNet (UNETR)": "transunet", "MobileNetV2": "mobilenet", "EfficientNet-B0": "efficientnet",
-             "ResNet-18": "resnet", "Swin-T": "swin_t"}
-
-
-#: arm -> the stem of its zoo entry, ``<stem>-<zoo_data>`` (:func:`zoo_name`; :mod:`medtask.methods.angioqa.zoo`)
-ZOO_STEMS: dict[str, str] = {
-    "AngioQANet": "angioqanet", "w/o L-GSAM": "angioqanet-no-lgsam", "w/o FAM": "angioqanet-no-fam",
-    "w/o seg->quality link": "angioqanet-no-link", "seg-only (single task)": "angioqanet-seg-only",
-    "cls-only (single task)": "angioqanet-cls-only", "U-Net": "vessels-unet", "Attention U-Net": "vessels-attention-unet",
-    "SA-UNet": "vessels-sa-unet", "TransUNet (UNETR)": "vessels-unetr", "MobileNetV2": "quality-mobilenetv2",
-    "EfficientNet-B0": "quality-efficientnet-b0", "ResNet-18": "quality-resnet18", "Swin-T": "quality-swin-t"}
 INITS = ("scratch", "zoo")
 
 
 def zoo_name(arm: str, zoo_data: str = "drive") -> str:
     """The zoo entry arm ``arm`` starts from with ``init="zoo"``: ``drive`` (the trained zoo) or ``phantom`` (smoke)."""
-    if arm not in ZOO_STEMS:
+    if arm not in ARMS:
         raise InvalidParameterError(f"unknown arm {arm!r}; choose from {list(ARMS)}")
-    return f"{ZOO_STEMS[arm]}-{zoo_data}"
+    return f"{ARMS[arm].zoo_stem}-{zoo_data}"
 
 
 def build_arm(name: str, size: int, num_classes: int = len(GRADES), baseline_width: int = 64,
               vit_dim: int = 768) -> nn.Module:
     """The network of one arm of :data:`ARMS` (untrained)."""
-    if name in _VARIANT:
-        return build_angioqa(_VARIANT[name], num_classes=num_classes)
-    if name not in _BASELINE:
+    if name not in ARMS:
         raise InvalidParameterError(f"unknown arm {name!r}; choose from {list(ARMS)}")
-    if ARMS[name][1] == "seg":
-        return build_segmentation_baseline(_BASELINE[name], size, width=baseline_width, vit_dim=vit_dim)
-    return build_classification_baseline(_BASELINE[name], num_classes)
+    arm = ARMS[name]
+    if not arm.is_baseline:
+        return build_angioqa(arm.network, num_classes=num_classes)
+    if arm.task == "seg":
+        return build_segmentation_baseline(arm.network, size, width=baseline_width, vit_dim=vit_dim)
+    return build_classification_baseline(arm.network, num_classes)
 
 
 def arm_checkpoint(chapter: Any, name: str, model: nn.Module, train_set: Sequence[dict[str, Any]],
@@ -334,7 +334,7 @@ def arm_checkpoint(chapter: Any, name: str, model: nn.Module, train_set: Sequenc
     key = chapter.artefact_key(
         {**params, "arm": name, "network": network_signature(model), "start_weights": weights_digest({"m": model}),
          "train": samples_signature(train_set)},
-        code=(sys.modules[STRATEGIES[ARMS[name][1]].__module__], sys.modules[JointLoss.__module__], train, fit))
+        code=(sys.modules[STRATEGIES[ARMS[name].task].__module__], sys.modules[JointLoss.__module__], train, fit))
     return chapter.checkpoint(slug, key=key)
 
 
@@ -355,7 +355,8 @@ def run_arm(name: str, train_set: Sequence[dict[str, Any]], test_set: Sequence[d
     if init == "scratch" and steps < 1:
         raise InvalidParameterError("init='scratch' with steps=0 would score untrained networks: give steps >= 1, "
                                     "or start from the zoo with init='zoo'")
-    role, task = ARMS[name]
+    arm = ARMS[name]
+    role, task = arm.role, arm.task
     torch.manual_seed(seed)
     model = build_arm(name, size, baseline_width=baseline_width, vit_dim=vit_dim)
     start = "random weights"
@@ -376,7 +377,7 @@ def run_arm(name: str, train_set: Sequence[dict[str, Any]], test_set: Sequence[d
     pred = predict(model, test_set, task, device=device)
     metrics = score(pred, test_set)
     row: dict[str, Any] = {"model": name, "role": role, "task": task, "start": start, "steps_in_chapter": steps,
-                           "source": LIBRARY.get(_BASELINE.get(name, ""), "medtask.methods.angioqa"),
+                           "source": LIBRARY[arm.network] if arm.is_baseline else "medtask.methods.angioqa",
                            "by_dataset": {ds: {k: v for k, v in m.items() if k != "confusion"}
                                           for ds, m in score_by_dataset(pred, test_set).items()}}
     dev = torch.device(device)

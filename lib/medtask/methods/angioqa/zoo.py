@@ -173,8 +173,8 @@ class AngioEntry(Entry):
     def architecture(self) -> dict[str, Any]:
         arch = {"arm": self.arm, "task": self.task, "in_channels": 1, "num_classes": len(GRADES),
                 "image_size": self._size()}
-        if self.arm in study._BASELINE:
-            arch.update({"library": LIBRARY[study._BASELINE[self.arm]], "baseline_width": self.baseline_width,
+        if study.ARMS[self.arm].is_baseline:
+            arch.update({"library": LIBRARY[study.ARMS[self.arm].network], "baseline_width": self.baseline_width,
                          "vit_dim": self.vit_dim})
         return arch
 
@@ -232,7 +232,7 @@ METRIC = {"both": "dice_accuracy", "seg": "dice", "cls": "accuracy"}
 def _entry(name: str, arm: str, steps: int, data: list[dict[str, Any]], *, eval_every: int | None = None,
            hyperparameters: dict[str, Any] | None = None, smoke: bool = False, baseline_width: int = 16,
            vit_dim: int = 192) -> AngioEntry:
-    role, task = study.ARMS[arm]
+    role, task = study.ARMS[arm].role, study.ARMS[arm].task
     what = {"both": "vessel segmentation + quality grade", "seg": "vessel segmentation",
             "cls": "quality grade"}[task]
     return AngioEntry(
