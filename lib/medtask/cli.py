@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     data_commands.register(data.add_subparsers(dest="data_command", required=True))
 
-    zoo = sub.add_parser("zoo", help="the study's trained base networks: list, train, verify")
+    zoo = sub.add_parser("zoo", help="the study's trained base networks: list, train, verify, shrink")
     from medtask.zoo import commands as zoo_commands
 
     zoo_commands.register(zoo.add_subparsers(dest="zoo_command", required=True))

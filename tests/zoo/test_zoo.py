@@ -176,10 +176,57 @@ def test_float16_storage_keeps_what_float16_cannot_hold_in_float32():
     assert to_storage(state, torch.float32)["w"].dtype == torch.float32
 
 
-def test_a_codec_with_gdn_is_stored_in_float16_where_it_can_be(tiny):
+def test_a_codec_with_gdn_is_stored_small_where_it_can_be(tiny):
     card = zoo.train("t-codec", progress=False)
-    kept = card["storage"]["kept_float32"]
-    assert card["storage"]["dtype"] == "float16" and card["storage"]["test_float16"]["rd_loss"] < float("inf")
+    fmt, kept = card["storage"]["dtype"], card["storage"]["kept_float32"]
+    assert fmt in ("int8", "float16") and card["storage"][f"test_{fmt}"]["rd_loss"] < float("inf")
     assert kept and all(k.endswith(("pedestal", "likelihood_lower_bound.bound")) for k in kept)
     state = torch.load(weights_path("t-codec"), weights_only=True)
-    assert state["g_a.0.weight"].dtype == torch.float16 and all(state[k].dtype == torch.float32 for k in kept)
+    int8 = set(card["storage"]["int8"])
+    assert all(state[k].dtype == torch.float32 for k in kept) and all(state[k].dtype == torch.int8 for k in int8)
+    assert all(v.dtype == torch.float16 for k, v in state.items() if v.is_floating_point()
+               and k not in kept and k.removesuffix(".int8_scale") not in int8)
+
+
+def test_int8_storage_quantizes_weight_tensors_per_channel_and_reads_back_as_float32():
+    from medtask.zoo.store import INT8_SCALE, from_storage, storage_of, to_storage
+
+    torch.manual_seed(0)
+    conv = torch.randn(16, 8, 3, 3) * torch.logspace(-3, 1, 16)[:, None, None, None]  # channels of very unequal size
+    conv[5] = 0.0
+    state = {"conv.weight": conv, "conv.bias": torch.randn(16), "small": torch.randn(4, 4),
+             "pedestal": torch.full((4,), 1.4551915228366852e-11), "table": torch.arange(5)}
+    stored = to_storage(state, "int8")
+    assert stored["conv.weight"].dtype == torch.int8 and stored["conv.weight" + INT8_SCALE].shape == (16,)
+    assert {k: stored[k].dtype for k in ("conv.bias", "small", "pedestal", "table")} == {
+        "conv.bias": torch.float16, "small": torch.float16, "pedestal": torch.float32, "table": torch.int64}
+    back = from_storage(stored)
+    assert set(back) == set(state) and all(v.dtype == state[k].dtype for k, v in back.items())
+    err = (back["conv.weight"] - conv).abs().reshape(16, -1).amax(1)
+    assert bool((err <= conv.abs().reshape(16, -1).amax(1) / 254 + 1e-12).all())  # half a step of each channel's own
+    assert torch.equal(back["conv.weight"][5], torch.zeros(8, 3, 3)) and torch.equal(back["table"], state["table"])
+    assert storage_of(stored) == {"int8": ["conv.weight"], "kept_float32": ["pedestal"]}
+
+
+def test_storage_is_the_smallest_format_within_tolerance_and_shrink_stores_again(tiny, monkeypatch, capsys):
+    from medtask.zoo import trainer
+    from medtask.zoo.store import INT8_SCALE
+
+    monkeypatch.setattr(trainer, "STORAGE_TOLERANCE", -1.0)  # no format is faithful enough: float32
+    card = zoo.train("t-seg", progress=False)
+    assert card["storage"]["dtype"] == "float32" and {"test_int8", "test_float16"} <= set(card["storage"])
+    assert card["test"] == card["storage"]["test_float32"]
+    assert main(["zoo", "shrink", "t-seg"]) == 0 and "stays float32" in capsys.readouterr().out
+    assert zoo.read_card("t-seg")["sha256"] == card["sha256"]
+
+    monkeypatch.setattr(trainer, "STORAGE_TOLERANCE", float("inf"))  # any format is: the smallest, int8
+    assert main(["zoo", "shrink", "t-seg"]) == 0 and "float32" in capsys.readouterr().out
+    small = zoo.read_card("t-seg")
+    assert small["storage"]["dtype"] == "int8" and small["bytes"] < card["bytes"]
+    assert small["storage"]["shrunk"]["sha256"] == card["sha256"] and small["sha256"] == sha256(weights_path("t-seg"))
+    assert small["test"] == small["storage"]["test_int8"] and small["storage"]["test_float32"] == card["test"]
+    stored = torch.load(weights_path("t-seg"), weights_only=True)
+    assert all(stored[k].dtype == torch.int8 and k + INT8_SCALE in stored for k in small["storage"]["int8"])
+    model = zoo.load("t-seg")  # loads (as float32) and scores as its card says
+    assert zoo.get("t-seg").evaluate(model, "test", torch.device("cpu")) == pytest.approx(small["test"])
+    assert zoo.shrink("t-seg")["sha256"] == small["sha256"]  # already the smallest

@@ -1,4 +1,4 @@
-"""``medtask zoo list | train NAME... | verify``: the study's trained base networks."""
+"""``medtask zoo list | train NAME... | verify | shrink NAME...``: the study's trained base networks."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import argparse
 from medtask.engine import distributed, launch
 from medtask.zoo.registry import entries
 from medtask.zoo.store import ZooError, card_path, read_card
-from medtask.zoo.trainer import runs_dir, train, verify
+from medtask.zoo.trainer import runs_dir, shrink, train, verify
 
 
 def _fmt_metrics(card: dict) -> str:
@@ -65,6 +65,20 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_shrink(args: argparse.Namespace) -> int:
+    for name in args.names:
+        before = read_card(name)
+        card = shrink(name, device=args.device)
+        if card["sha256"] == before["sha256"]:
+            print(f"{name}: stays {card['storage']['dtype']} ({card['bytes'] / 1e6:.1f} MB): no smaller format keeps "
+                  f"its test {card['metric']} within {card['storage']['tolerance']:.1%}")
+        else:
+            print(f"{name}: {before['storage']['dtype']} {before['bytes'] / 1e6:.1f} MB -> {card['storage']['dtype']} "
+                  f"{card['bytes'] / 1e6:.1f} MB, test {_fmt_metrics(card)} (new sha256: chapters starting from it "
+                  "recompute what they built on it)")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``zoo`` sub-commands to ``medtask``'s parser."""
     ls = sub.add_parser("list", help="the entries, whether each is trained, its test metrics and plateau")
@@ -81,3 +95,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     ve = sub.add_parser("verify", help="check every entry's weights against its card's sha256 and recipe")
     ve.add_argument("--strict", action="store_true", help="exit with an error if any entry is missing or stale")
     ve.set_defaults(func=_cmd_verify)
+    sh = sub.add_parser("shrink", help="store trained entries again in the smallest format that keeps their test "
+                                       "metric (int8 < float16 < float32)")
+    sh.add_argument("names", nargs="+", metavar="NAME")
+    sh.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
+    sh.set_defaults(func=_cmd_shrink)

@@ -1,8 +1,9 @@
 """The zoo's files: ``zoo/<name>.pt`` (weights) and ``zoo/<name>.json`` (its card), checked by sha256.
 
-Weights are a plain ``state_dict`` (floating tensors in the dtype the card names, float16 where
-that was measured to cost nothing), read with ``torch.load(weights_only=True)`` after their
-sha256 has been compared with the card's. ``MEDTASK_ZOO`` points elsewhere (a user's own zoo).
+Weights are a plain ``state_dict`` in the storage format the card names (:data:`STORAGE_FORMATS`, the
+smallest that was measured to cost nothing), read with ``torch.load(weights_only=True)`` after their
+sha256 has been compared with the card's, and returned in float32. ``MEDTASK_ZOO`` points elsewhere
+(a user's own zoo).
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def read_weights(name: str, root: Path | None = None) -> dict[str, torch.Tensor]
     except Exception as exc:  # torch raises several types for a damaged file
         raise ZooError(f"zoo entry {name!r}: cannot read {path} ({exc.__class__.__name__}: {exc}); "
                        f"retrain with `medtask zoo train {name}`") from exc
-    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    return from_storage(state)
 
 
 #: a tensor is stored in float16 only if the cast moves no element by more than this fraction of the tensor's
@@ -100,18 +101,77 @@ def fits_float16(v: torch.Tensor) -> bool:
     return bool(torch.isfinite(back).all()) and bool((back - v).abs().max() <= FP16_RELATIVE * v.abs().max())
 
 
-def to_storage(state: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch.Tensor]:
-    """``state`` with its floating tensors cast to ``dtype`` (integers, e.g. entropy-coder tables, unchanged).
+#: the storage formats, smallest first: ``int8`` stores weight tensors (:func:`int8_candidate`) as int8 with one
+#: float32 scale per output channel and everything else as ``float16`` does; ``float16`` stores floating tensors in
+#: float16 except those it cannot hold (:func:`fits_float16`); ``float32`` stores them as trained.
+STORAGE_FORMATS = ("int8", "float16", "float32")
+#: key suffix of an int8 tensor's per-output-channel scales in a stored ``state_dict``
+INT8_SCALE = ".int8_scale"
+#: a floating tensor with at least two dimensions and this many elements (a convolution, linear or attention
+#: weight) is stored in int8 by the ``int8`` format; biases, norms and small tensors are not
+INT8_MIN_NUMEL = 1024
+
+
+def int8_candidate(v: torch.Tensor) -> bool:
+    """Whether the ``int8`` format stores ``v`` in int8 (a finite floating weight tensor, see :data:`INT8_MIN_NUMEL`)."""
+    return (v.is_floating_point() and v.dim() >= 2 and v.numel() >= INT8_MIN_NUMEL
+            and bool(torch.isfinite(v).all()))
+
+
+def quantize_int8(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric per-output-channel int8: ``(q, scale)`` with ``v ≈ q * scale`` (``scale`` over dimension 0)."""
+    flat = v.detach().float().reshape(v.shape[0], -1)
+    scale = flat.abs().amax(dim=1).clamp_min(torch.finfo(torch.float32).tiny) / 127.0
+    q = torch.round(flat / scale[:, None]).clamp(-127, 127).to(torch.int8)
+    return q.reshape(v.shape), scale
+
+
+def _format(fmt: str | torch.dtype) -> str:
+    name = str(fmt).replace("torch.", "")
+    if name not in STORAGE_FORMATS:
+        raise ValueError(f"unknown zoo storage format {fmt!r}; choose one of {STORAGE_FORMATS}")
+    return name
+
+
+def to_storage(state: dict[str, torch.Tensor], fmt: str | torch.dtype) -> dict[str, torch.Tensor]:
+    """``state`` in storage format ``fmt`` (:data:`STORAGE_FORMATS`; integers, e.g. entropy-coder tables, unchanged).
 
     For float16, a tensor that float16 cannot hold (:func:`fits_float16`) stays float32: a few small tensors
-    that would otherwise underflow to zero, beside weights that halve.
+    that would otherwise underflow to zero, beside weights that halve. For int8, each weight tensor becomes an
+    int8 tensor plus its scales under ``<key>`` :data:`INT8_SCALE`; :func:`from_storage` reverses both.
     """
-    def cast(v: torch.Tensor) -> torch.Tensor:
-        if not v.is_floating_point() or (dtype == torch.float16 and not fits_float16(v)):
-            return v.detach()
-        return v.detach().to(dtype)
+    fmt = _format(fmt)
+    out: dict[str, torch.Tensor] = {}
+    for k, v in state.items():
+        v = v.detach().cpu()
+        if fmt == "int8" and int8_candidate(v):
+            out[k], out[k + INT8_SCALE] = quantize_int8(v)
+        elif not v.is_floating_point() or fmt == "float32" or not fits_float16(v):
+            out[k] = v
+        else:
+            out[k] = v.half()
+    return {k: v.contiguous() for k, v in out.items()}
 
-    return {k: cast(v).cpu().contiguous() for k, v in state.items()}
+
+def from_storage(stored: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The float32 ``state_dict`` of a stored one (:func:`to_storage` in any format); integers unchanged."""
+    out: dict[str, torch.Tensor] = {}
+    for k, v in stored.items():
+        if k.endswith(INT8_SCALE):
+            continue
+        scale = stored.get(k + INT8_SCALE)
+        if scale is not None:
+            out[k] = (v.float().reshape(v.shape[0], -1) * scale[:, None]).reshape(v.shape)
+        else:
+            out[k] = v.float() if v.is_floating_point() else v
+    return out
+
+
+def storage_of(stored: dict[str, torch.Tensor]) -> dict[str, list[str]]:
+    """Which keys of a stored ``state_dict`` are int8 and which floating ones float32 (the rest is float16 or int)."""
+    return {"int8": sorted(k.removesuffix(INT8_SCALE) for k in stored if k.endswith(INT8_SCALE)),
+            "kept_float32": sorted(k for k, v in stored.items()
+                                   if v.dtype == torch.float32 and not k.endswith(INT8_SCALE))}
 
 
 def write_entry(name: str, state: dict[str, torch.Tensor], card: dict[str, Any], root: Path | None = None) -> Path:

@@ -29,15 +29,15 @@ from medtask import config, provenance
 from medtask.engine import distributed
 from medtask.engine.loop import fit
 from medtask.zoo.registry import Entry, entries, get
-from medtask.zoo.store import (ZooError, fits_float16, read_card, read_weights, to_storage, verify_entry,
-                               write_entry)
+from medtask.zoo.store import (STORAGE_FORMATS, ZooError, from_storage, read_card, read_weights, storage_of,
+                               to_storage, verify_entry, write_entry)
 
 #: The plateau rule of the cards: the last ``PLATEAU_FRACTION`` of the steps gain less than
 #: ``PLATEAU_TOLERANCE`` (relative) on the entry's validation metric.
 PLATEAU_FRACTION = 0.2
 PLATEAU_TOLERANCE = 0.02
-#: float16 storage is used when it moves the test metric by less than this (relative).
-FP16_TOLERANCE = 0.002
+#: a storage format smaller than float32 is used when it moves the test metric by at most this (relative).
+STORAGE_TOLERANCE = 0.002
 
 
 def runs_dir() -> Path:
@@ -141,20 +141,32 @@ def train_curve(entry: Entry, model: nn.Module, device: torch.device, curve_path
     return curve, result
 
 
+def choose_storage(entry: Entry, state: dict[str, torch.Tensor], reference: dict[str, float],
+                   device: torch.device, formats: tuple[str, ...] = STORAGE_FORMATS[:-1]
+                   ) -> tuple[str, dict[str, torch.Tensor], dict[str, Any]]:
+    """The first of ``formats`` (smallest first) whose stored ``state`` scores ``entry``'s test metric within
+    :data:`STORAGE_TOLERANCE` of ``reference`` (the float32 network's test scores), each scored as it will be
+    loaded; float32 if none does. Returns ``(format, stored state, storage record for the card)``."""
+    ref = reference[entry.metric]
+    record: dict[str, Any] = {"test_float32": reference, "tolerance": STORAGE_TOLERANCE}
+    for fmt in formats:
+        stored = to_storage(state, fmt)
+        net = entry.build()
+        net.load_state_dict(from_storage(stored))
+        scores = entry.evaluate(entry.prepare_for_storage(net), "test", device)
+        record[f"test_{fmt}"] = scores
+        if abs(scores[entry.metric] - ref) <= STORAGE_TOLERANCE * max(abs(ref), 1e-12):
+            return fmt, stored, {"dtype": fmt, **record, **storage_of(stored)}
+    return "float32", to_storage(state, "float32"), {"dtype": "float32", **record, "int8": [], "kept_float32": []}
+
+
 def finalize(entry: Entry, model: nn.Module, curve: list[dict[str, Any]], train_seconds: float,
              parent: dict[str, Any] | None, device: torch.device, root: Path | None, run: Path) -> dict[str, Any]:
-    """Score the trained network on the test split in float32 and float16, store the cheaper faithful one."""
+    """Score the trained network on the test split in float32, store it in the smallest faithful format."""
     t0 = time.perf_counter()
     model = entry.prepare_for_storage(model)
     test32 = entry.evaluate(model, "test", device)
-    half = entry.build()
-    half.load_state_dict({k: v.float() if v.is_floating_point() else v
-                          for k, v in to_storage(model.state_dict(), torch.float16).items()})
-    half = entry.prepare_for_storage(half)
-    test16 = entry.evaluate(half, "test", device)
-    ref = test32[entry.metric]
-    fp16_ok = abs(test16[entry.metric] - ref) <= FP16_TOLERANCE * max(abs(ref), 1e-12)
-    stored, final, dtype = (half, test16, torch.float16) if fp16_ok else (model, test32, torch.float32)
+    fmt, stored, storage = choose_storage(entry, model.state_dict(), test32, device)
     names = [d["dataset"] for d in entry.data]
     card = {
         "name": entry.name, "study": entry.study, "description": entry.description,
@@ -174,14 +186,33 @@ def finalize(entry: Entry, model: nn.Module, curve: list[dict[str, Any]], train_
         "packages": provenance.package_versions(),
         "metric": entry.metric, "higher_is_better": entry.higher_is_better,
         "curve": curve, "plateau": plateau(curve, entry.metric, entry.higher_is_better, entry.steps),
-        "test": final, "storage": {"dtype": str(dtype).replace("torch.", ""), "test_float32": test32,
-                                    "test_float16": test16, "tolerance": FP16_TOLERANCE,
-                                    "kept_float32": [k for k, v in model.state_dict().items() if v.is_floating_point()
-                                                     and not fits_float16(v)] if fp16_ok else []},
+        "test": storage[f"test_{fmt}"], "storage": storage,
         "run_folder": run.name,
     }
-    write_entry(entry.name, to_storage(stored.state_dict(), dtype), card, root)
+    write_entry(entry.name, stored, card, root)
     return read_card(entry.name, root)
+
+
+def shrink(name: str, *, device: str = "auto", root: Path | None = None) -> dict[str, Any]:
+    """Store trained entry ``name`` again in the smallest faithful format (:func:`choose_storage`), measured against
+    the float32 test scores on its card. The weights' sha256 changes if the format does; the card keeps the old
+    one under ``storage.shrunk``. Returns the (new) card."""
+    entry, card = get(name), verify_entry(name, root)
+    if card.get("recipe_key") != entry.key():
+        raise ZooError(f"zoo entry {name!r} is stale (trained from recipe {card.get('recipe_key')}, the code's is "
+                       f"{entry.key()}); retrain it with `medtask zoo train {name}` instead")
+    now = card["storage"]["dtype"]
+    smaller = STORAGE_FORMATS[:STORAGE_FORMATS.index(now)]
+    reference = card["storage"].get("test_float32", card["test"])
+    fmt, stored, storage = choose_storage(entry, read_weights(name, root), reference, config.get_device(device),
+                                          smaller)
+    if fmt not in smaller:  # nothing smaller is faithful: the entry stays as it is
+        return card
+    previous = {"dtype": now, "sha256": card["sha256"], "bytes": card["bytes"],
+                "on": datetime.now(timezone.utc).isoformat(timespec="seconds"), "git": provenance.git_state()}
+    write_entry(name, stored, {**card, "test": storage[f"test_{fmt}"],
+                               "storage": {**card["storage"], **storage, "shrunk": previous}}, root)
+    return read_card(name, root)
 
 
 def load(name: str, device: str | torch.device = "cpu", root: Path | None = None) -> nn.Module:
