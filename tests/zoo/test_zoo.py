@@ -11,7 +11,7 @@ from medtask import zoo
 from medtask.cli import main
 from medtask.zoo import registry
 from medtask.methods.mvmicnet.zoo import CodecEntry, SegmenterEntry
-from medtask.zoo.report import cards_table, plot_curves
+from medtask.zoo.report import cards_table, plot_curves, starts_note
 from medtask.zoo.store import ZooError, read_weights, sha256, weights_path
 
 PHANTOM = [{"dataset": "phantom-polyp", "size": [64, 64]}]
@@ -230,3 +230,12 @@ def test_storage_is_the_smallest_format_within_tolerance_and_shrink_stores_again
     model = zoo.load("t-seg")  # loads (as float32) and scores as its card says
     assert zoo.get("t-seg").evaluate(model, "test", torch.device("cpu")) == pytest.approx(small["test"])
     assert zoo.shrink("t-seg")["sha256"] == small["sha256"]  # already the smallest
+
+
+def test_starts_note_lists_each_entry_with_its_card_and_storage(tiny):
+    card = zoo.train("t-seg", progress=False)
+    note = starts_note({"t-seg": card}, "zoo")
+    row = next(line for line in note.splitlines() if line.startswith("| `t-seg`"))
+    assert f"{card['steps']} | phantom-polyp" in row and f"{card['storage']['dtype']}, " in row
+    assert ("Not at a plateau" in note) is (not card["plateau"]["flat"])
+    assert "random weights" in starts_note({}, "scratch")

@@ -79,13 +79,15 @@ def trained_summary(table: pd.DataFrame) -> str:
 
 def starts_note(used: dict[str, dict], init: str) -> str:
     """Markdown for a chapter's page: the zoo entries its networks started from (``used``: name -> card), with
-    each card's training and test figures, and a warning for any entry short of its plateau."""
+    each card's training and test figures, how its weights are stored, and a warning for any entry short of its
+    plateau."""
     if init != "zoo":
         return (f"Every network of this run starts from random weights (`init=\"{init}\"`); "
                 "`init=\"zoo\"` starts them from the study's trained zoo entries instead.")
     lines = ["This run starts its networks from the study's zoo (`init=\"zoo\"`); each was trained by this "
              "project and verified against its card's sha256 before loading:", "",
-             "| entry | trained | steps | on | test (of the entry's own evaluation) | plateau |", "|---|---|---|---|---|---|"]
+             "| entry | trained | steps | on | test (of the entry's own evaluation) | plateau | stored |",
+             "|---|---|---|---|---|---|---|"]
     short = []
     for name, card in used.items():
         tests = ", ".join(f"{k} {card['test'][k]:.3g}" for k in _SHOWN if k in card["test"])
@@ -94,7 +96,8 @@ def starts_note(used: dict[str, dict], init: str) -> str:
         if not flat:
             short.append(name)
         lines.append(f"| `{name}` | {card['created'][:10]}, {card['train_seconds'] / 60:.0f} min | {card['steps']} | "
-                     f"{data} | {tests} | {'yes' if flat else '**no**'} |")
+                     f"{data} | {tests} | {'yes' if flat else '**no**'} | {card['storage']['dtype']}, "
+                     f"{card['bytes'] / 1e6:.1f} MB |")
     if short:
         lines += ["", f"**Not at a plateau:** {', '.join(f'`{n}`' for n in short)}; their numbers, and every number "
                       "built on them, are lower bounds on what the architecture can do."]
