@@ -35,7 +35,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from medtask.data.augment import random_crops
+from medtask.data.augment import foreground_zoom, random_crops
 from medtask.engine import RandomBatches, fit
 from medtask.engine.signatures import network_signature, samples_signature, weights_digest
 from medtask.errors import InvalidParameterError
@@ -52,7 +52,7 @@ from medtask.methods.mvmicnet.strategies import (
     load_modules,
 )
 from medtask.methods.mvmicnet.evaluation import predict_masks, stack_images, task_scores
-from medtask.methods.mvmicnet.zoo import codec_entry_name, segmenter_augment
+from medtask.methods.mvmicnet.zoo import codec_entry_name
 from medtask.metrics.image import image_quality
 from medtask.nn.losses import check_task
 
@@ -193,7 +193,7 @@ class CompressionStudy:
         """Every training's batches: whole images, random ``train_crop`` crops, or ERFNet's zoo augmentation
         at ``train_crop`` (``train_augment="recipe"``), the same for every network of the chapter."""
         if self.train_augment == "recipe":
-            augment = segmenter_augment(self.train_crop)
+            augment = foreground_zoom(self.train_crop)
         else:
             augment = random_crops(self.train_crop) if self.train_crop else None
         return RandomBatches(self.train, bs, seed=self.seed, augment=augment)

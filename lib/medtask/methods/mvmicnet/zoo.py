@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from medtask.data.augment import affine, color_jitter, compose, flips, random_crops, zoom_crops
+from medtask.data.augment import FOREGROUND_ZOOM, color_jitter, compose, flips, foreground_zoom, random_crops
 from medtask.engine.batches import RandomBatches, collate
 from medtask.engine.loop import Strategy
 from medtask.errors import InvalidParameterError
@@ -173,20 +173,6 @@ for _arch, _N, _M in (("mbt2018-mean", 8, 8), ("cheng2020-anchor", 8, None)):
 
 
 # -- segmentation -----------------------------------------------------------------------------------
-#: ERFNet's augmentation in the zoo (and, with ``train_augment="recipe"``, in every training of chapter A1)
-SEGMENTER_AUGMENT = {"affine": {"scale": [1.0, 1.0], "degrees": 20, "translate": 0.1},
-                     "zoom_crop": {"scale": [0.6, 2.5], "p_foreground": 0.5}, "flips": "h+v", "color_jitter": 0.2}
-
-
-def segmenter_augment(crop: int, augment: dict[str, Any] = SEGMENTER_AUGMENT):
-    """The ERFNet recipe's batch augmentation at ``crop`` px: rotation and shift, polyp-centred zoomed crops
-    (:func:`~medtask.data.augment.zoom_crops`), flips, colour jitter."""
-    rot, zoom, jitter = augment["affine"], augment["zoom_crop"], augment["color_jitter"]
-    return compose(affine(tuple(rot["scale"]), rot["degrees"], rot["translate"]),
-                   zoom_crops(crop, tuple(zoom["scale"]), zoom["p_foreground"]), flips,
-                   color_jitter(jitter, jitter, jitter))
-
-
 @dataclass
 class SegmenterEntry(Entry):
     """ERFNet trained on CVC-ColonDB originals with CE + soft Dice and strong augmentation."""
@@ -197,7 +183,7 @@ class SegmenterEntry(Entry):
     def __post_init__(self) -> None:
         self.hyperparameters = {"lr": 1e-3, "batch_size": 8, "crop": 160, "lr_schedule": "cosine",
                                 "lr_min_factor": 0.02, "seed": 0, "loss": "cross-entropy + soft Dice",
-                                "augment": SEGMENTER_AUGMENT, **self.hyperparameters}
+                                "augment": FOREGROUND_ZOOM, **self.hyperparameters}
 
     def architecture(self) -> dict[str, Any]:
         return {"arch": "erfnet", "width": self.width, "num_classes": self.num_classes, "in_channels": 3}
@@ -211,7 +197,7 @@ class SegmenterEntry(Entry):
     def batches(self, device: torch.device):
         hp = self.hyperparameters
         return RandomBatches(load_item(self.data[0], "train"), hp["batch_size"], seed=hp["seed"],
-                             augment=segmenter_augment(hp["crop"], hp["augment"]), device=device)
+                             augment=foreground_zoom(hp["crop"], hp["augment"]), device=device)
 
     def evaluate(self, model: nn.Module, split: str, device: torch.device) -> dict[str, float]:
         """Dataset-level polyp Dice and mIoU, and the mean of per-frame Dice (PraNet's 'mean Dice')."""
