@@ -197,10 +197,7 @@ def shrink(name: str, *, device: str = "auto", root: Path | None = None) -> dict
     """Store trained entry ``name`` again in the smallest faithful format (:func:`choose_storage`), measured against
     the float32 test scores on its card. The weights' sha256 changes if the format does; the card keeps the old
     one under ``storage.shrunk``. Returns the (new) card."""
-    entry, card = get(name), verify_entry(name, root)
-    if card.get("recipe_key") != entry.key():
-        raise ZooError(f"zoo entry {name!r} is stale (trained from recipe {card.get('recipe_key')}, the code's is "
-                       f"{entry.key()}); retrain it with `medtask zoo train {name}` instead")
+    entry, card = get(name), current_card(name, root)
     now = card["storage"]["dtype"]
     smaller = STORAGE_FORMATS[:STORAGE_FORMATS.index(now)]
     reference = card["storage"].get("test_float32", card["test"])
@@ -215,14 +212,20 @@ def shrink(name: str, *, device: str = "auto", root: Path | None = None) -> dict
     return read_card(name, root)
 
 
-def load(name: str, device: str | torch.device = "cpu", root: Path | None = None) -> nn.Module:
-    """The trained network of entry ``name`` in eval mode, after checking its sha256 and recipe."""
-    entry = get(name)
-    card = verify_entry(name, root)
+def current_card(name: str, root: Path | None = None) -> dict[str, Any]:
+    """The card of entry ``name`` after checking its weights' sha256 and that the code's recipe is the one it was
+    trained from (:class:`ZooError` naming the retraining command otherwise)."""
+    entry, card = get(name), verify_entry(name, root)
     if card.get("recipe_key") != entry.key():
         raise ZooError(f"zoo entry {name!r} was trained from another recipe (card key {card.get('recipe_key')}, "
                        f"code key {entry.key()}); retrain it with `medtask zoo train {name}`")
-    model = entry.build()
+    return card
+
+
+def load(name: str, device: str | torch.device = "cpu", root: Path | None = None) -> nn.Module:
+    """The trained network of entry ``name`` in eval mode, after checking its sha256 and recipe."""
+    current_card(name, root)
+    model = get(name).build()
     model.load_state_dict(read_weights(name, root))
     return model.to(device).eval()
 
