@@ -40,3 +40,18 @@ def grad_cam(net: nn.Module, images: torch.Tensor, target_layer: nn.Module | Non
                 p.requires_grad_(f)
     net.train(was)
     return maps
+
+
+def class_probabilities(net: nn.Module, images: torch.Tensor, classes: Sequence[int]) -> np.ndarray:
+    """Softmax probability ``[N]`` that ``net`` gives each image's class in ``classes`` (eval mode, restored).
+
+    Shown beside a Grad-CAM map: Grad-CAM keeps only positive evidence for the class (a ReLU of the
+    weighted activations), so a network nearly sure of another class gives a blank map.
+    """
+    was = net.training
+    net.eval()
+    dev = next(net.parameters()).device
+    with torch.no_grad():
+        p = torch.softmax(net(images.to(dev)).float(), dim=1)
+    net.train(was)
+    return p[torch.arange(len(p)), torch.as_tensor(list(classes), device=p.device)].cpu().numpy()

@@ -1,5 +1,6 @@
 """The study helpers end to end on phantoms: one setting, diagnostics, CAMs, the two-label crop dataset."""
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -8,12 +9,15 @@ import torch
 from medtask.data import load
 from medtask.engine.gradcam import grad_cam
 from medtask.errors import InvalidParameterError
+from medtask.methods.gradprom.plots import plot_cams
 from medtask.methods.gradprom.report import cosine_log, cosine_summary, describe_step_cost
 from medtask.methods.gradprom.study import (
     PolypCrops,
     StudyConfig,
     DegradedTestSet,
+    cam_focus,
     cam_mass_inside,
+    cam_panels,
     run_setting,
     seed_spread,
     step_cost,
@@ -60,6 +64,14 @@ def test_run_setting_rows_histories_and_resume(phantom, tmp_path):
         df.set_index("strategy").loc["gradprom", "psnr_db"])
     maps = grad_cam(res.recognisers["frozen"]["classification"], res.enhanced["frozen"][:2])
     assert maps.shape == (2, 16, 16) and maps.min() >= 0 and maps.max() <= 1 + 1e-6
+    clean = res.recognisers["frozen"]["classification"]  # any classifier will do as the first row's judge
+    rows = cam_panels(res, clean, ("frozen", "gradprom"), [0, 1], res.test.labels[:2].tolist())
+    assert list(rows) == ["noisy · benchmark-ii", "frozen output", "gradprom output"]
+    for images, row_maps, p in rows.values():
+        assert images.shape[0] == row_maps.shape[0] == p.shape[0] == 2 and ((p >= 0) & (p <= 1)).all()
+    fig = plot_cams(rows, res.test.ids[:2])
+    assert [t.get_text()[:2] for t in fig.axes[0].texts] == ["p="]
+    plt.close(fig)
     reused = {a["name"] for a in rerun.reused_artefacts()}
     assert "gaussian_0.2_sup_gradprom" in reused and "rec_classification_clean" in reused
     changed = Chapter("c_test", results_dir=tmp_path / "res")
@@ -93,6 +105,17 @@ def test_polyp_crops_have_both_labels():
     maps = np.zeros((len(crops), 32, 32))
     maps[:, :16] = 1.0
     assert cam_mass_inside(maps, t.masks).shape == (len(crops),)
+
+
+def test_cam_focus_scores_every_row_and_keeps_the_probabilities_for_the_figure():
+    crops = PolypCrops(load("phantom-polyp", "train", size=64, n=6), crop=32, seed=0)
+    res = run_setting(tiny_cfg(channels=3), crops, crops, {"name": "gaussian", "sigma": 0.1}, strategies=("gradprom",))
+    focus, rows = cam_focus(res, res.recognisers["gradprom"]["classification"], ("gradprom",), shown=2)
+    assert list(focus["input"]) == ["mask area share (uniform map)", "noisy · clean classifier", "gradprom output"]
+    assert focus["cam_mass_in_polyp"].dropna().between(0, 1).all()  # NaN where every map is blank (3 steps)
+    assert 0 < focus["cam_mass_in_polyp"].iloc[0] < 1
+    for images, maps, p in rows.values():
+        assert len(images) == len(maps) == len(p) == 2
 
 
 def test_seed_spread_trains_each_seed_apart_on_the_same_test_set(phantom, tmp_path):

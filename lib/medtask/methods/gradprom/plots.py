@@ -49,16 +49,23 @@ def plot_enhancement_examples(test: Any, enhanced: dict[str, Any], indices: Sequ
     return fig
 
 
-def plot_cams(rows: dict[str, tuple[Any, np.ndarray]], case_ids: Sequence[str] | None = None):
-    """Study C: Grad-CAM overlays: one row per (strategy, input) pair, one column per case."""
+def plot_cams(rows: dict[str, tuple[Any, np.ndarray, np.ndarray]], case_ids: Sequence[str] | None = None):
+    """Study C: Grad-CAM overlays: one row per (strategy, input) pair, one column per case.
+
+    ``rows[name] = (images, maps, p)``; each panel is labelled with ``p``, the judging network's probability
+    of the case's class. Grad-CAM keeps only evidence *for* that class, so a network nearly sure of the other
+    class gives a blank map: the label tells a blank map from a broken one.
+    """
     names = list(rows)
     n = len(next(iter(rows.values()))[0])
     fig, axes = plt.subplots(len(names), n, figsize=(1.7 * n, 1.7 * len(names)), squeeze=False)
     for r, name in enumerate(names):
-        images, maps = rows[name]
+        images, maps, probs = rows[name]
         for c in range(n):
             _enh_show(axes[r, c], images[c])
             axes[r, c].imshow(maps[c], cmap="jet", alpha=0.4, vmin=0, vmax=1)
+            axes[r, c].text(0.03, 0.97, f"p={float(probs[c]):.2f}", transform=axes[r, c].transAxes, fontsize=6,
+                            va="top", color="white", bbox={"facecolor": "black", "alpha": 0.5, "pad": 1, "lw": 0})
             if c == 0:
                 axes[r, c].set_ylabel(name, fontsize=7, rotation=0, ha="right", va="center")
             if r == 0 and case_ids is not None:

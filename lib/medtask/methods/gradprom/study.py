@@ -33,7 +33,7 @@ from medtask import zoo
 from medtask.config import get_device
 from medtask.data import load
 from medtask.engine import RandomBatches, TrainResult, fit
-from medtask.engine.gradcam import grad_cam
+from medtask.engine.gradcam import class_probabilities, grad_cam
 from medtask.engine.predict import predict, segmenter_scores
 from medtask.engine.signatures import network_signature, samples_signature, weights_digest
 from medtask.errors import InvalidParameterError
@@ -718,15 +718,18 @@ def cross_domain(cfg: StudyConfig, train: Sequence[dict[str, Any]], test: Sequen
 
 
 def cam_panels(res: SettingResult, clean_classifier: nn.Module, strategies: Sequence[str], cases: Sequence[int],
-               classes: Sequence[int], first_row: str = "noisy · benchmark-ii") -> dict[str, tuple[torch.Tensor, np.ndarray]]:
+               classes: Sequence[int], first_row: str = "noisy · benchmark-ii"
+               ) -> dict[str, tuple[torch.Tensor, np.ndarray, np.ndarray]]:
     """Grad-CAM rows for :func:`medtask.methods.gradprom.plots.plot_cams`: the degraded input judged by the clean
-    classifier, then each strategy's output judged by its own classifier (the clean one for Benchmark-i)."""
+    classifier, then each strategy's output judged by its own classifier (the clean one for Benchmark-i). Each row
+    is ``(images, maps, p)`` with ``p`` the judging classifier's probability of the case's class in ``classes``."""
     idx = torch.as_tensor(list(cases))
-    rows = {first_row: (res.test.degraded[idx], grad_cam(clean_classifier, res.test.degraded[idx], classes=list(classes)))}
+    judged = {first_row: (clean_classifier, res.test.degraded[idx])}
     for name in strategies:
         net = res.recognisers.get(name, {"classification": clean_classifier})["classification"]
-        rows[f"{name} output"] = (res.enhanced[name][idx], grad_cam(net, res.enhanced[name][idx], classes=list(classes)))
-    return rows
+        judged[f"{name} output"] = (net, res.enhanced[name][idx])
+    return {row: (images, grad_cam(net, images, classes=list(classes)), class_probabilities(net, images, classes))
+            for row, (net, images) in judged.items()}
 
 
 def cam_focus(res: SettingResult, clean_classifier: nn.Module, strategies: Sequence[str], label: int = 1,
@@ -739,8 +742,8 @@ def cam_focus(res: SettingResult, clean_classifier: nn.Module, strategies: Seque
     panels = cam_panels(res, clean_classifier, strategies, pos.tolist(), [label] * len(pos), "noisy · clean classifier")
     focus = [{"input": "mask area share (uniform map)", "cam_mass_in_polyp": float((masks > 0).float().mean())}]
     focus += [{"input": name, "cam_mass_in_polyp": _finite_mean(cam_mass_inside(maps, masks))}
-              for name, (_, maps) in panels.items()]
-    return pd.DataFrame(focus), {k: (imgs[:shown], maps[:shown]) for k, (imgs, maps) in panels.items()}
+              for name, (_, maps, _) in panels.items()]
+    return pd.DataFrame(focus), {k: tuple(v[:shown] for v in row) for k, row in panels.items()}
 
 
 #: the auxiliary configurations of the two-auxiliary experiment: label -> (tasks, strategies; None = the chapter's)
