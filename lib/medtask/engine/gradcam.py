@@ -10,6 +10,7 @@ from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
+from medtask.engine.predict import predict
 from medtask.nn.classifiers import cam_target_layer
 
 
@@ -48,10 +49,6 @@ def class_probabilities(net: nn.Module, images: torch.Tensor, classes: Sequence[
     Shown beside a Grad-CAM map: Grad-CAM keeps only positive evidence for the class (a ReLU of the
     weighted activations), so a network nearly sure of another class gives a blank map.
     """
-    was = net.training
-    net.eval()
     dev = next(net.parameters()).device
-    with torch.no_grad():
-        p = torch.softmax(net(images.to(dev)).float(), dim=1)
-    net.train(was)
-    return p[torch.arange(len(p)), torch.as_tensor(list(classes), device=p.device)].cpu().numpy()
+    p = torch.cat(predict(net, images, device=dev, output=lambda logits: torch.softmax(logits.float(), dim=1).cpu()))
+    return p[torch.arange(len(p)), torch.as_tensor(list(classes))].numpy()
