@@ -144,3 +144,26 @@ def test_c2_starts_its_unet_and_supervised_enhancers_from_the_zoo(scratch_zoo, d
     assert list(comparison["start"]) == ["zoo: srresnet-phantompolyp-gaussian0.2", "random weights"]
     page = rec.executed.read_text()
     assert "What the start changes" in page and "Unsupervised enhancers start" not in page
+
+
+@pytest.mark.notebook
+def test_b1_starts_every_arm_from_the_zoo(scratch_zoo, data_root):
+    """init='zoo' with no further steps: every arm is its (smoke) zoo entry, noted in the provenance, with the
+    entries' curves, the study's targets and the scores per test dataset on the page."""
+    from medtask.methods.angioqa import study as st
+
+    cards = {n: zoo.train(n, threads=1, progress=False) for n in (st.zoo_name(arm, "phantom") for arm in st.ARMS)}
+    rec = run_notebook("b1_angio_quality", "smoke", {"init": "zoo", "zoo_data": "phantom", "steps": 0},
+                       data_root=data_root, output_root=scratch_zoo / "out", progress=False)
+    assert error_cells(rec.executed) == []
+    prov = json.loads((rec.results_dir / "provenance.json").read_text())["provenance"]
+    assert {s["entry"]: s["sha256"] for s in prov["zoo_starts"]} == {n: c["sha256"] for n, c in cards.items()}
+    assert prov["artefacts"] == []  # nothing trained, nothing checkpointed
+    arms = json.loads((rec.results_dir / "arms.json").read_text())["data"]
+    assert {a["start"] for a in arms} == {f"zoo: {n}" for n in cards} and {a["steps_in_chapter"] for a in arms} == {0}
+    by_dataset = pd.read_csv(rec.results_dir / "scores_by_dataset.csv")
+    assert set(by_dataset["dataset"]) == {"DRIVE", "CHASE_DB1"} and len(by_dataset) == 2 * len(st.ARMS)
+    targets = pd.read_csv(rec.results_dir / "targets.csv")
+    assert list(targets["threshold"]) == [">= 0.72", ">= 0.80"]
+    assert (rec.results_dir / "zoo_curves.png").is_file()
+    assert "starts its networks from the study's zoo" in rec.executed.read_text()

@@ -16,6 +16,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import Patch, Rectangle
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from pytorch_grad_cam.utils.image import show_cam_on_image
 
 #: Qualitative colours for classes 1..K (class 0 = background is transparent).
@@ -256,7 +257,11 @@ def cost_vs_quality(df, x: str = "cpu_ms", y: str = "accuracy", label: str = "mo
     for _, r in d.iterrows():
         ax.annotate(str(r[label]), (r[x], r[y]), fontsize=7, xytext=(3, 3), textcoords="offset points")
     ax.set_xscale("log")
-    ax.set_xlabel(x)
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # plain numbers at 1-2-5, no 10^k labels
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.margins(x=0.15, y=0.1)  # room for the labels of the outermost points
+    ax.set_xlabel(f"{x} (log scale)")
     ax.set_ylabel(y)
     ax.grid(alpha=0.3)
     fig.tight_layout()

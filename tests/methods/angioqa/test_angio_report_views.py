@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
+from medtask.errors import InvalidParameterError
 from medtask.methods.angioqa import build_angioqa, count_parameters, plots, report
 from medtask.methods.angioqa import study as st
 from medtask.methods.angioqa.model import PAPER_PARAMETERS
@@ -115,3 +117,50 @@ def test_zoo_curves_draw_one_panel_per_task():
     fig = plots.zoo_curves(cards)
     assert [len(ax.lines) for ax in fig.axes] == [1, 2, 1]
     assert [t.get_text() for t in fig.axes[1].get_legend().get_texts()] == ["vessels-unet", "vessels-sa-unet"]
+
+
+def test_multitask_sentence_says_what_joint_training_did_on_each_test_dataset():
+    assert report.multitask_effect(0.02, 0.01).startswith("helped both tasks")
+    assert report.multitask_effect(-0.106, -0.084) == "cost both tasks (vessel Dice -0.106, quality accuracy -0.084)"
+    assert report.multitask_effect(-0.1, 0.05).startswith("helped the quality accuracy and cost the vessel Dice")
+    assert report.multitask_effect(0.0001, 0.05).startswith("helped the quality accuracy and left the vessel Dice unchanged")
+    assert report.multitask_effect(float("nan"), 0.1).startswith("was not measured")
+    t = arms_results()
+    t["by_dataset"] = [{"DRIVE": {"dice": 0.7, "accuracy": 0.8}, "CHASE_DB1": {"dice": 0.7, "accuracy": 0.8}}
+                       for _ in range(len(t))]
+    ours = t.index[t["model"] == "AngioQANet"][0]
+    t.at[ours, "by_dataset"] = {"DRIVE": {"dice": 0.6, "accuracy": 0.7}, "CHASE_DB1": {"dice": 0.6, "accuracy": 0.9}}
+    line = report.claims(t, PAPER_PARAMETERS, {"ms": 10.0, "fps": 100.0, "threads": 1}, {"ms": 50.0}, 256)[0]
+    assert line.startswith("- **Multi-task training**")
+    assert "on DRIVE it cost both tasks (vessel Dice -0.100, quality accuracy -0.100)" in line
+    assert "on CHASE_DB1 it helped the quality accuracy and cost the vessel Dice (vessel Dice -0.100" in line
+    assert "over all test versions it left both tasks unchanged (vessel Dice +0.000, quality accuracy +0.000)" in line
+
+
+def test_arms_can_be_left_out_by_name_with_the_reason_on_the_page():
+    assert st.chosen_arms(None) == list(st.ARMS)
+    kept = st.chosen_arms({"Swin-T": "not trained yet"})
+    assert "Swin-T" not in kept and len(kept) == len(st.ARMS) - 1 and kept[0] == "AngioQANet"
+    assert report.left_out_note({}) == ""
+    assert report.left_out_note({"Swin-T": "not trained yet"}).endswith("*Swin-T*: not trained yet.")
+    with pytest.raises(InvalidParameterError, match="names no arm"):
+        report.left_out_note({"Swin-B": "x"})
+    with pytest.raises(InvalidParameterError, match="AngioQANet cannot be left out"):
+        st.chosen_arms({"AngioQANet": "x"})
+
+
+def test_grades_by_dataset_sentence_sets_our_grade_beside_the_arms_without_the_link():
+    t = arms_results()
+    t["by_dataset"] = [{"DRIVE": {"accuracy": 0.6}, "CHASE_DB1": {"accuracy": 0.5}} for _ in range(len(t))]
+    ours = t.index[t["model"] == "AngioQANet"][0]
+    t.at[ours, "by_dataset"] = {"DRIVE": {"accuracy": 0.7}, "CHASE_DB1": {"accuracy": 0.8}}
+    line = report.grades_by_dataset_sentence(t)
+    assert line.startswith("- **Quality accuracy per test dataset:** DRIVE: AngioQANet 0.700, without the link 0.600")
+    assert "CHASE_DB1: AngioQANet 0.800, without the link 0.500, cls-only 0.500, best classification baseline" in line
+
+
+def test_run_summary_says_where_the_arms_started_and_what_they_trained_here():
+    args = ("cpu", 256, 6, 0, 8, 240, 168, 13.7)
+    assert "scored as trained: no steps here" in report.run_summary(*args, init="zoo")
+    assert "then 100 steps of 8 here" in report.run_summary("cpu", 256, 6, 100, 8, 240, 168, 1.0, init="zoo")
+    assert "every arm from random weights, 80 steps of 8 here" in report.run_summary("cpu", 128, 6, 80, 8, 240, 168, 1.0)

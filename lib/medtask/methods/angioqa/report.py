@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -13,7 +13,7 @@ from torch import nn
 from medtask.config import display_path
 from medtask.methods.angioqa.model import PAPER_PARAMETERS, count_parameters
 from medtask.methods.angioqa.quality import FAULTS, GRADES, SEVERITY
-from medtask.methods.angioqa.study import source_dataset
+from medtask.methods.angioqa.study import chosen_arms, source_dataset
 from medtask.reporting import findings as fd
 from medtask.reporting.published import published_table
 
@@ -62,6 +62,8 @@ def claims(results: pd.DataFrame, n_params: int, lat_ours: dict[str, float], lat
     best_cls = r[r.role.eq("classification baseline")]["accuracy"].idxmax()
     best_seg = r[r.role.eq("segmentation baseline")]["dice"].idxmax()
     return [
+        multitask_sentence(results),
+        grades_by_dataset_sentence(results),
         f"- **Size:** {n_params:,} parameters against the paper's {PAPER_PARAMETERS:,} "
         f"({100 * (n_params - PAPER_PARAMETERS) / PAPER_PARAMETERS:+.2f} %); {val('AngioQANet', 'gflops'):.2f} GFLOPs at {size} px.",
         f"- **Quality:** accuracy {val('AngioQANet', 'accuracy'):.3f}, macro-F1 {val('AngioQANet', 'macro_f1'):.3f}; "
@@ -74,6 +76,61 @@ def claims(results: pd.DataFrame, n_params: int, lat_ours: dict[str, float], lat
         f"- **Speed:** {lat_ours['ms']:.1f} ms per image ({lat_ours['fps']:.1f} FPS) on {lat_ours['threads']} CPU thread(s), "
         f"{lat_ours['ms'] / lat_unet['ms']:.2f}× the time of the classic U-Net ({lat_unet['ms']:.1f} ms); goal ≤ 0.25×.",
     ]
+
+
+def multitask_effect(dice_gain: float, accuracy_gain: float) -> str:
+    """What training both tasks together did, from joint minus seg-only Dice and joint minus cls-only accuracy:
+    e.g. ``"cost both tasks (vessel Dice -0.106, quality accuracy -0.084)"``."""
+    gains = {"vessel Dice": dice_gain, "quality accuracy": accuracy_gain}
+    if any(np.isnan(g) for g in gains.values()):
+        return "was not measured (a single-task arm or a score is missing)"
+    words = {k: "helped" if g >= 5e-4 else "cost" if g <= -5e-4 else "left" for k, g in gains.items()}
+    phrase = {"helped": "helped {}", "cost": "cost {}", "left": "left {} unchanged"}
+    if len(set(words.values())) == 1:
+        verdict = phrase[words["vessel Dice"]].format("both tasks")
+    else:
+        order = sorted(words.items(), key=lambda kw: ["helped", "cost", "left"].index(kw[1]))
+        verdict = " and ".join(phrase[w].format(f"the {k}") for k, w in order)
+    return f"{verdict} (vessel Dice {dice_gain:+.3f}, quality accuracy {accuracy_gain:+.3f})"
+
+
+def multitask_sentence(results: pd.DataFrame) -> str:
+    """The claims' line on multi-task training: AngioQANet against its single-task halves on each test dataset
+    (``by_dataset`` of the arms' rows, in their order) and over all test versions."""
+    def effect(scores: dict[str, dict[str, Any]]) -> str:  # model -> its scores
+        def get(model: str, metric: str) -> float:
+            v = scores.get(model, {}).get(metric)
+            return float("nan") if v is None else float(v)
+        return multitask_effect(get("AngioQANet", "dice") - get("seg-only (single task)", "dice"),
+                                get("AngioQANet", "accuracy") - get("cls-only (single task)", "accuracy"))
+
+    rows = results.to_dict("records")
+    per_dataset: dict[str, dict[str, dict[str, Any]]] = {}
+    for row in rows:
+        for dataset, scores in (row.get("by_dataset") or {}).items():
+            per_dataset.setdefault(dataset, {})[row["model"]] = scores
+    clauses = [f"on {d} it {effect(scores)}" for d, scores in per_dataset.items()]
+    clauses.append(f"over all test versions it {effect({row['model']: row for row in rows})}")
+    return ("- **Multi-task training** (AngioQANet against the same network trained on one task; the paper's premise "
+            "is that training both helps both): " + "; ".join(clauses) + ".")
+
+
+def grades_by_dataset_sentence(results: pd.DataFrame) -> str:
+    """The claims' line on the quality grade per test dataset: AngioQANet, the arms that lack its seg->quality link
+    or its vessel task, and the best classification baseline there (``by_dataset`` of the arms' rows)."""
+    by = dataset_table(results)
+    parts = []
+    for dataset, rows in by.groupby("dataset", sort=False):
+        acc = rows.set_index("model")["accuracy"]
+        base = acc[acc.index.isin(results.loc[results.role.eq("classification baseline"), "model"])].dropna()
+        shown = [f"AngioQANet {acc.get('AngioQANet', np.nan):.3f}"]
+        shown += [f"{label} {acc[arm]:.3f}" for arm, label in (("w/o seg->quality link", "without the link"),
+                                                                ("cls-only (single task)", "cls-only"))
+                  if arm in acc.index]
+        if len(base):
+            shown.append(f"best classification baseline {base.idxmax()} {base.max():.3f}")
+        parts.append(f"{dataset}: " + ", ".join(shown))
+    return "- **Quality accuracy per test dataset:** " + "; ".join(parts) + "."
 
 
 def findings(results: pd.DataFrame, n_params: int, lat_ours: dict[str, float], lat_unet: dict[str, float]) -> pd.DataFrame:
@@ -175,13 +232,26 @@ def arcade_probabilities(arcade: Sequence[dict], quality: torch.Tensor) -> pd.Da
                          **{f"p({g})": quality[:, k].numpy() for k, g in enumerate(GRADES)}})
 
 
+def left_out_note(leave_out: Mapping[str, str] | None) -> str:
+    """Markdown for the top of the page: the arms this run leaves out and why (empty when it runs every arm).
+    Checks the names first (:func:`~medtask.methods.angioqa.study.chosen_arms`), so a wrong one fails at once."""
+    chosen_arms(leave_out)
+    if not leave_out:
+        return ""
+    return ("**Left out of this run** (parameter `leave_out`), so missing from every table and figure below: "
+            + "; ".join(f"*{name}*: {why}" for name, why in leave_out.items()) + ".")
+
+
 def run_summary(profile: str, size: int, versions: int, steps: int, batch_size: int, n_train: int, n_test: int,
                 minutes: float, init: str = "scratch") -> str:
     """The claims' first line: profile, scale, where the arms started, training budget, data and wall time."""
-    start = ("every arm from its zoo entry (section 3), then " if init == "zoo"
-             else "every arm from random weights, ")
-    return (f"- Ran on profile **{profile}** ({size}×{size} px, {versions} versions per image; {start}{steps} steps of "
-            f"{batch_size} here); {n_train} training and {n_test} test versions; wall time so far {minutes:.1f} min.")
+    if init == "zoo":
+        start = ("every arm from its zoo entry (section 3), scored as trained: no steps here" if steps == 0 else
+                 f"every arm from its zoo entry (section 3), then {steps} steps of {batch_size} here")
+    else:
+        start = f"every arm from random weights, {steps} steps of {batch_size} here"
+    return (f"- Ran on profile **{profile}** ({size}×{size} px, {versions} versions per image; {start}); {n_train} "
+            f"training and {n_test} test versions; wall time so far {minutes:.1f} min.")
 
 
 #: the study's targets for AngioQANet on DRIVE's test images under today's quality protocol

@@ -19,7 +19,7 @@ The published numbers and the protocol's summary table are in :mod:`medtask.meth
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -408,17 +408,29 @@ def arcade_images(size: int, data_root: Any = None, limit: int | None = None) ->
     return out
 
 
+def chosen_arms(leave_out: Mapping[str, str] | None = None) -> list[str]:
+    """The arms of :data:`ARMS` a run trains and scores, in table order: all but those of ``leave_out`` (arm name ->
+    the reason the page gives). AngioQANet, the model every table is about, cannot be left out."""
+    leave_out = dict(leave_out or {})
+    unknown = sorted(set(leave_out) - set(ARMS))
+    if unknown:
+        raise InvalidParameterError(f"leave_out names no arm: {unknown}; the arms are {list(ARMS)}")
+    if "AngioQANet" in leave_out:
+        raise InvalidParameterError("AngioQANet cannot be left out: every table of the chapter compares against it")
+    return [name for name in ARMS if name not in leave_out]
+
+
 def run_arms(train_set: Sequence[dict[str, Any]], test_set: Sequence[dict[str, Any]], *,
              chapter: Any = None, log: Callable[[str], None] = print,
-             arms: Sequence[str] = tuple(ARMS), **kw: Any) -> tuple[pd.DataFrame, dict[str, nn.Module]]:
-    """:func:`run_arm` for every arm (same data, start, steps and settings ``kw``): their table (one row per arm)
-    and trained networks.
+             leave_out: Mapping[str, str] | None = None, **kw: Any) -> tuple[pd.DataFrame, dict[str, nn.Module]]:
+    """:func:`run_arm` for every arm but those of ``leave_out`` (:func:`chosen_arms`; same data, start, steps and
+    settings ``kw``): their table (one row per arm) and trained networks.
 
     With a ``chapter``, each arm's checkpoint is keyed there (slug: the arm's name, lower case, ``_``
     for others, then the key's digest), and the rows are saved as its ``arms.json``.
     """
     rows, models = [], {}
-    for name in arms:
+    for name in chosen_arms(leave_out):
         model, row = run_arm(name, train_set, test_set, chapter=chapter, **kw)
         models[name] = model
         rows.append(row)
