@@ -96,21 +96,16 @@ def multitask_effect(dice_gain: float, accuracy_gain: float) -> str:
 
 def multitask_sentence(results: pd.DataFrame) -> str:
     """The claims' line on multi-task training: AngioQANet against its single-task halves on each test dataset
-    (``by_dataset`` of the arms' rows, in their order) and over all test versions."""
-    def effect(scores: dict[str, dict[str, Any]]) -> str:  # model -> its scores
+    (:func:`dataset_table`, in its order) and over all test versions."""
+    def effect(scores: pd.DataFrame) -> str:  # one row per model, columns dice and accuracy
         def get(model: str, metric: str) -> float:
-            v = scores.get(model, {}).get(metric)
-            return float("nan") if v is None else float(v)
+            return float(scores[metric].get(model, np.nan))
         return multitask_effect(get("AngioQANet", "dice") - get("seg-only (single task)", "dice"),
                                 get("AngioQANet", "accuracy") - get("cls-only (single task)", "accuracy"))
 
-    rows = results.to_dict("records")
-    per_dataset: dict[str, dict[str, dict[str, Any]]] = {}
-    for row in rows:
-        for dataset, scores in (row.get("by_dataset") or {}).items():
-            per_dataset.setdefault(dataset, {})[row["model"]] = scores
-    clauses = [f"on {d} it {effect(scores)}" for d, scores in per_dataset.items()]
-    clauses.append(f"over all test versions it {effect({row['model']: row for row in rows})}")
+    clauses = [f"on {d} it {effect(rows.set_index('model'))}"
+               for d, rows in dataset_table(results).groupby("dataset", sort=False)]
+    clauses.append(f"over all test versions it {effect(results.set_index('model'))}")
     return ("- **Multi-task training** (AngioQANet against the same network trained on one task; the paper's premise "
             "is that training both helps both): " + "; ".join(clauses) + ".")
 
