@@ -88,17 +88,22 @@ def starts_note(used: dict[str, dict], init: str) -> str:
              "project and verified against its card's sha256 before loading:", "",
              "| entry | trained | steps | on | test (of the entry's own evaluation) | plateau | stored |",
              "|---|---|---|---|---|---|---|"]
-    short = []
     for name, card in used.items():
         tests = ", ".join(f"{k} {card['test'][k]:.3g}" for k in _SHOWN if k in card["test"])
         data = ", ".join(d["dataset"] for d in card["data"])
         flat = card["plateau"]["flat"]
-        if not flat:
-            short.append(name)
         lines.append(f"| `{name}` | {card['created'][:10]}, {card['train_seconds'] / 60:.0f} min | {card['steps']} | "
                      f"{data} | {tests} | {'yes' if flat else '**no**'} | {card['storage']['dtype']}, "
                      f"{card['bytes'] / 1e6:.1f} MB |")
-    if short:
-        lines += ["", f"**Not at a plateau:** {', '.join(f'`{n}`' for n in short)}; their numbers, and every number "
-                      "built on them, are lower bounds on what the architecture can do."]
-    return "\n".join(lines)
+    warning = plateau_warning(used)
+    return "\n".join(lines + (["", warning] if warning else []))
+
+
+def plateau_warning(cards: dict[str, dict]) -> str:
+    """Markdown naming the entries of ``cards`` (name -> card) whose validation curve did not reach a plateau,
+    with what that means for the numbers built on them; empty when every one did."""
+    short = [name for name, card in cards.items() if not card["plateau"]["flat"]]
+    if not short:
+        return ""
+    return (f"**Not at a plateau:** {', '.join(f'`{n}`' for n in short)}; their numbers, and every number "
+            "built on them, are lower bounds on what the architecture can do.")
