@@ -97,6 +97,12 @@ def test_every_chapter_arm_has_an_entry():
         st.zoo_name("VGG")
 
 
+def test_swin_t_trains_at_a_tenth_of_the_common_learning_rate_in_the_zoo_and_the_chapter():
+    lrs = {arm: zoo.get(st.zoo_name(arm)).hyperparameters["lr"] for arm in st.ARMS}
+    assert lrs.pop("Swin-T") == 1e-4 and set(lrs.values()) == {bzoo.LR}
+    assert st.arm_lr("Swin-T", 3e-3) == 3e-4 and st.arm_lr("ResNet-18", 3e-3) == 3e-3
+
+
 @pytest.mark.parametrize("arm", ["AngioQANet", "ResNet-18"])
 def test_an_arm_started_from_the_zoo_scores_what_its_card_says(scratch_zoo, arm):
     """init='zoo' with no further steps is the zoo's network: the chapter's scores on the card's test versions
