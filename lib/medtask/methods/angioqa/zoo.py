@@ -21,9 +21,9 @@ Quality grades follow today's protocol (:mod:`medtask.methods.angioqa.quality`),
 
 Training: the chapter's strategies (:data:`~medtask.methods.angioqa.study.STRATEGIES`: joint Dice + BCE
 + CE for AngioQANet, Dice + BCE for the segmentation baselines, CE for the classifiers), AdamW at 1e-3 (Swin-T
-1e-4: :data:`OVERRIDES`), cosine learning rate to 2 % of its start, gradient clipping at 1, batches of 8 crops of 128 px, in float32 (the UNETR
-stand-in of TransUNet works on 128-px tiles and segments a whole image tile by tile,
-:class:`~medtask.methods.angioqa.baselines.Tiled`). Scores
+1e-4: :data:`OVERRIDES`), cosine learning rate to 2 % of its start, gradient clipping at 1, batches of 8 crops
+of 128 px, in float32 (the UNETR stand-in of TransUNet works on 128-px tiles and segments a whole image tile by
+tile, :class:`~medtask.methods.angioqa.baselines.Tiled`). Scores
 (:func:`~medtask.methods.angioqa.study.evaluate`, the chapter's) on whole 256-px images: vessel Dice / IoU /
 sensitivity inside the field of view over every grade, ``dice_good`` over the good grade only, quality accuracy
 and macro-F1. AngioQANet's plateau metric is the mean of vessel Dice and quality accuracy.
