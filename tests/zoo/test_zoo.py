@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 import torch
 
@@ -11,7 +12,7 @@ from medtask import zoo
 from medtask.cli import main
 from medtask.zoo import registry
 from medtask.methods.mvmicnet.zoo import CodecEntry, SegmenterEntry
-from medtask.zoo.report import cards_table, plot_curves, starts_note
+from medtask.zoo.report import cards_table, plot_curves, size_summary, starts_note
 from medtask.zoo.store import ZooError, read_weights, sha256, weights_path
 
 PHANTOM = [{"dataset": "phantom-polyp", "size": [64, 64]}]
@@ -239,3 +240,13 @@ def test_starts_note_lists_each_entry_with_its_card_and_storage(tiny):
     assert f"{card['steps']} | phantom-polyp" in row and f"{card['storage']['dtype']}, " in row
     assert ("Not at a plateau" in note) is (not card["plateau"]["flat"])
     assert "random weights" in starts_note({}, "scratch")
+
+
+def test_size_summary_totals_the_trained_entries_per_study_against_the_target():
+    table = pd.DataFrame({"entry": ["a", "b", "c", "d"], "study": ["A", "A", "B", "C"],
+                          "status": ["ok", "ok", "ok", "not trained"], "MB": [30.0, 5.0, 50.0, None],
+                          "dtype": ["int8", "float16", "int8", None]})
+    text = size_summary(table, largest=2)
+    assert text.startswith("The 3 trained entries' weights take 85.0 MB (study A 35.0, study B 50.0), above the 80 MB")
+    assert text.endswith("`c` 50.0 MB (int8), `a` 30.0 MB (int8).")
+    assert "within the 90 MB" in size_summary(table, target_mb=90)

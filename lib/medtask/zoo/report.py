@@ -77,6 +77,25 @@ def trained_summary(table: pd.DataFrame) -> str:
             + f". Not trained yet: {missing}.")
 
 
+#: The size the study set itself for the whole zoo's weights (MB): a clone must stay light.
+SIZE_TARGET_MB = 80.0
+
+
+def size_summary(table: pd.DataFrame, target_mb: float = SIZE_TARGET_MB, largest: int = 3) -> str:
+    """One sentence from :func:`cards_table`: what the trained entries' weights take, per study, against
+    ``target_mb``, and the ``largest`` entries."""
+    ok = table[table["status"] == "ok"]
+    if ok.empty:
+        return "No entry is trained in this checkout, so the zoo holds no weights yet."
+    total = float(ok["MB"].sum())
+    per_study = ", ".join(f"study {k} {v:.1f}" for k, v in ok.groupby("study")["MB"].sum().items())
+    big = ok.nlargest(largest, "MB")
+    verdict = "within" if total <= target_mb else "above"
+    return (f"The {len(ok)} trained entries' weights take {total:.1f} MB ({per_study}), {verdict} the "
+            f"{target_mb:.0f} MB the study set for the whole zoo. The largest: "
+            + ", ".join(f"`{r.entry}` {r.MB:.1f} MB ({r.dtype})" for r in big.itertuples()) + ".")
+
+
 def starts_note(used: dict[str, dict], init: str) -> str:
     """Markdown for a chapter's page: the zoo entries its networks started from (``used``: name -> card), with
     each card's training and test figures, how its weights are stored, and a warning for any entry short of its
