@@ -19,7 +19,7 @@ def arms_results(gpu: bool = False) -> pd.DataFrame:
     rows = [{"model": name, "role": role, "source": "x", "params": 1e6, "gflops": 1.0, "cpu_ms": 2.0, "cpu_fps": 500.0,
              "dice": np.nan if task == "cls" else 0.7, "iou": 0.5, "sensitivity": 0.6,
              "accuracy": np.nan if task == "seg" else 0.8, "macro_f1": 0.75, "train_s_per_step": 0.1}
-            for name, (role, task, _, _) in st.ARMS.items()]
+            for name, (role, task, *_) in st.ARMS.items()]
     t = pd.DataFrame(rows)
     return t.assign(gpu_ms=1.0, gpu_fps=1000.0) if gpu else t
 
