@@ -16,6 +16,7 @@ from medtask.errors import MedtaskError
 from medtask.pipeline import cache, notebooks, schema
 from medtask.pipeline.profiles import check_names, load_profile, resolve_notebook
 from medtask.pipeline.results import ALLOW_UNVERIFIED_ENV
+from medtask.zoo.report import not_at_plateau_sentence
 
 
 class ChapterFailedError(MedtaskError):
@@ -139,6 +140,7 @@ def run_notebook(
     record["data_checks"] = chapter_prov.get("data_checks", [])
     record["artefacts"] = chapter_prov.get("artefacts", [])
     record["datasets_used"] = chapter_prov.get("datasets", {})
+    record["zoo_starts"] = chapter_prov.get("zoo_starts", [])
     nb = json.loads(partial.read_text())
     # the notebook is what the book offers for download: its metadata names folders as pages do (run.json keeps all)
     shown = {"data": droot, "output": config.output_root(output_root)}
@@ -235,6 +237,11 @@ def provenance_markdown(record: dict[str, Any]) -> str:
         rows.insert(2, ("trained artefacts", f"{len(artefacts)} keyed checkpoint(s), {len(reused)} reused from an "
                         "earlier run with the same key (parameters, input checkpoints, data, code): "
                         + (", ".join(f"`{a['name']}-{a['digest']}`" for a in reused) or "none")))
+    starts = record.get("zoo_starts") or []
+    if starts:
+        rows.insert(2, ("zoo starts", ", ".join(
+            f"`{z['entry']}` (sha256 `{str(z.get('sha256'))[:12]}`, {z.get('steps')} steps"
+            + ("" if z.get("plateau") else ", **not at a plateau**") + ")" for z in starts)))
     table = "\n".join(f"| {k} | {v} |" for k, v in rows)
     unverified = [c for c in record.get("data_checks") or [] if str(c.get("status", "")).startswith("failed")]
     box = ""
@@ -274,8 +281,18 @@ def provenance_top_markdown(record: dict[str, Any]) -> str:
     unverified = " **(unverified data)**" if record.get("allow_unverified_data") else ""
     return (f"```{{admonition}} Provenance\n:class: note\n"
             f"Executed on profile `{record.get('profile')}` at commit `{commit}`{dirty}, {_when(record.get('created'))}, "
-            f"in {_duration(record.get('wall_seconds'))}; data: {data}{where}{unverified}.\n"
+            f"in {_duration(record.get('wall_seconds'))}; data: {data}{where}{unverified}.{_zoo_starts(record)}\n"
             "The full record closes this page (*Provenance of this page*).\n```\n")
+
+
+def _zoo_starts(record: dict[str, Any]) -> str:
+    """The top box's sentence on the zoo entries the run started from, and which of them missed their plateau."""
+    starts = record.get("zoo_starts") or []
+    if not starts:
+        return ""
+    short = not_at_plateau_sentence([s["entry"] for s in starts if not s.get("plateau")])
+    return (f" Started from {len(starts)} zoo entr{'y' if len(starts) == 1 else 'ies'}"
+            + (f". {short}" if short else ", each at its plateau."))
 
 
 def _title_index(cells: list[dict[str, Any]]) -> int:

@@ -121,7 +121,12 @@ def starts_note(used: dict[str, dict], init: str) -> str:
 def plateau_warning(cards: dict[str, dict]) -> str:
     """Markdown naming the entries of ``cards`` (name -> card) whose validation curve did not reach a plateau,
     with what that means for the numbers built on them; empty when every one did."""
-    short = [name for name, card in cards.items() if not card["plateau"]["flat"]]
+    return not_at_plateau_sentence([name for name, card in cards.items() if not card["plateau"]["flat"]])
+
+
+def not_at_plateau_sentence(short: Sequence[str]) -> str:
+    """Markdown naming the zoo entries ``short`` that did not reach a plateau, and what that means for the numbers
+    built on them; empty when there are none."""
     if not short:
         return ""
     return (f"**Not at a plateau:** {', '.join(f'`{n}`' for n in short)}; their numbers, and every number "
