@@ -302,8 +302,7 @@ ARMS: dict[str, Arm] = {
     "MobileNetV2": Arm("classification baseline", "cls", "mobilenet", "quality-mobilenetv2"),
     "EfficientNet-B0": Arm("classification baseline", "cls", "efficientnet", "quality-efficientnet-b0"),
     "ResNet-18": Arm("classification baseline", "cls", "resnet", "quality-resnet18"),
-    # Swin-T at a tenth of the common learning rate: at the zoo's 1e-3 (AdamW, batch 8, no warm-up) it stayed at
-    # chance for 1,800 steps, at 1e-4 it learns (medtask.methods.angioqa.zoo.OVERRIDES)
+    # Swin-T at a tenth of the common learning rate; why: medtask.methods.angioqa.zoo.OVERRIDES
     "Swin-T": Arm("classification baseline", "cls", "swin_t", "quality-swin-t", lr_factor=0.1),
 }
 INITS = ("scratch", "zoo")
