@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pandas as pd
@@ -149,16 +148,6 @@ def test_arms_can_be_left_out_by_name_with_the_reason_on_the_page():
         report.left_out_note({"Swin-B": "x"})
     with pytest.raises(InvalidParameterError, match="AngioQANet cannot be left out"):
         st.chosen_arms({"AngioQANet": "x"})
-
-
-def test_setup_note_names_the_run_s_zoo_entries_short_of_a_plateau(tmp_path, monkeypatch):
-    monkeypatch.setenv("MEDTASK_ZOO", str(tmp_path))
-    for arm, flat in (("AngioQANet", True), ("ResNet-18", False), ("Swin-T", False)):
-        (tmp_path / f"{st.zoo_name(arm)}.json").write_text(json.dumps({"plateau": {"flat": flat}}))
-    note = report.setup_note({"Swin-T": "not trained yet"}, "zoo")
-    assert note.startswith("**Left out of this run**") and "**Not at a plateau:** `quality-resnet18-drive`;" in note
-    assert "angioqanet-drive" not in note and "quality-swin-t-drive" not in note
-    assert report.setup_note({}, "scratch") == ""
 
 
 def test_grades_by_dataset_sentence_sets_our_grade_beside_the_arms_without_the_link():

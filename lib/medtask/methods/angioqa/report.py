@@ -13,11 +13,9 @@ from torch import nn
 from medtask.config import display_path
 from medtask.methods.angioqa.model import PAPER_PARAMETERS, count_parameters
 from medtask.methods.angioqa.quality import FAULTS, GRADES, SEVERITY
-from medtask.methods.angioqa.study import chosen_arms, source_dataset, zoo_name
+from medtask.methods.angioqa.study import chosen_arms, source_dataset
 from medtask.reporting import findings as fd
 from medtask.reporting.published import published_table
-from medtask.zoo.report import plateau_warning
-from medtask.zoo.store import card_path, read_card
 
 #: the published numbers (``angio_qa.csv``), embedded for a checkout without ``shared/``
 PUBLISHED_CSV = """quantity,value,note
@@ -237,17 +235,6 @@ def left_out_note(leave_out: Mapping[str, str] | None) -> str:
         return ""
     return ("**Left out of this run** (parameter `leave_out`), so missing from every table and figure below: "
             + "; ".join(f"*{name}*: {why}" for name, why in leave_out.items()) + ".")
-
-
-def setup_note(leave_out: Mapping[str, str] | None, init: str, zoo_data: str = "drive") -> str:
-    """Markdown for under the set-up cell: :func:`left_out_note`, and with ``init="zoo"`` the zoo entries of the
-    run's arms that did not reach a plateau (:func:`~medtask.zoo.report.plateau_warning`; entries without a card
-    here are skipped, their run stops later with how to train them)."""
-    notes = [left_out_note(leave_out)]
-    if init == "zoo":
-        names = [zoo_name(arm, zoo_data) for arm in chosen_arms(leave_out)]
-        notes.append(plateau_warning({n: read_card(n) for n in names if card_path(n).is_file()}))
-    return "\n\n".join(n for n in notes if n)
 
 
 def run_summary(profile: str, size: int, versions: int, steps: int, batch_size: int, n_train: int, n_test: int,
