@@ -26,7 +26,9 @@ def test_top_box_names_the_entries_short_of_their_plateau():
 
 def test_top_box_says_when_every_start_is_at_its_plateau_and_nothing_without_starts():
     one = provenance_top_markdown({**BASE, "zoo_starts": [_start("srresnet-covidct-gaussian0.2", True)]})
-    assert "Started from 1 zoo entry, each at its plateau." in one
+    assert "Started from 1 zoo entry, at its plateau." in one
+    two = provenance_top_markdown({**BASE, "zoo_starts": [_start("a", True), _start("b", True)]})
+    assert "Started from 2 zoo entries, each at its plateau." in two
     for rec in (BASE, {**BASE, "zoo_starts": []}):
         text = provenance_top_markdown(rec)
         assert "zoo" not in text and "plateau" not in text

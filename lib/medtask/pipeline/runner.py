@@ -292,7 +292,7 @@ def _zoo_starts(record: dict[str, Any]) -> str:
         return ""
     short = not_at_plateau_sentence([s["entry"] for s in starts if not s.get("plateau")])
     return (f" Started from {len(starts)} zoo entr{'y' if len(starts) == 1 else 'ies'}"
-            + (f". {short}" if short else ", each at its plateau."))
+            + (f". {short}" if short else ", at its plateau." if len(starts) == 1 else ", each at its plateau."))
 
 
 def _title_index(cells: list[dict[str, Any]]) -> int:
