@@ -102,3 +102,15 @@ def test_the_chapters_start_names_are_registered_entries_and_their_twins():
     assert es.StudyConfig(rec_steps=0, init="zoo").rec_steps == 0
     with pytest.raises(InvalidParameterError, match="rec_steps=0"):  # a zoo start without its recognisers
         es.StudyConfig(rec_steps=0, init="zoo", recognisers_from_zoo=False)
+
+
+def test_segmentation_recogniser_trains_on_foreground_zoomed_whole_frames():
+    """unet-cvc learns from ERFNet's polyp-centred zooms (the test videos film their polyps close up); the
+    classifier keeps its mild affine recipe."""
+    from medtask.data.augment import FOREGROUND_ZOOM
+
+    assert zoo.get("unet-cvc").hyperparameters["augment"] == FOREGROUND_ZOOM
+    assert zoo.get("resnet18-covidct").hyperparameters["augment"]["affine"]["scale"] == [0.9, 1.1]
+    twin = zoo.get(czoo.smoke_name("unet-cvc"))
+    batch = twin.batches(torch.device("cpu"))(0)
+    assert tuple(batch["image"].shape[-2:]) == tuple(twin.data[0]["size"])

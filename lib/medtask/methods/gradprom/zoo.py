@@ -10,8 +10,9 @@ Working sizes: COVID-CT slices in one grey channel at 96×96 (C1, C3), CVC-Colon
                         and contrast jitter. Scores: accuracy, balanced accuracy, AUC.
 ``unet-cvc``            the C2 auxiliary (:func:`medtask.nn.unet.build_unet`, base 16, 4 levels; the chapter's
                         ``cpu`` profile has base 8 with 3 levels at 56×64, too shallow for 112×128 frames),
-                        Benchmark-ii's training (cross-entropy + soft Dice) with the same augmentation plus
-                        saturation jitter. Scores: mIoU and polyp Dice.
+                        Benchmark-ii's training (cross-entropy + soft Dice) on whole frames with ERFNet's
+                        augmentation (:data:`medtask.data.augment.FOREGROUND_ZOOM`: rotation and shift,
+                        polyp-centred zoomed crops, flips, colour jitter). Scores: mIoU and polyp Dice.
 ``srresnet-covidct-gaussian0.2``  the enhancer (:func:`~medtask.methods.gradprom.networks.build_enhancer`,
                         the chapters' ``cpu`` size: 4 residual blocks × 16 channels) trained alone on
                         L_IP = MSE (Benchmark-i, :class:`~medtask.methods.gradprom.strategies.EnhancerOnly`)
@@ -53,7 +54,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from medtask.data.augment import affine, color_jitter, compose, flips, random_crops
+from medtask.data.augment import FOREGROUND_ZOOM, affine, color_jitter, compose, flips, foreground_zoom, random_crops
 from medtask.engine.batches import RandomBatches
 from medtask.engine.loop import Strategy
 from medtask.metrics.image import image_quality
@@ -112,9 +113,8 @@ class RecogniserEntry(Entry):
             "lr": 1e-3, "batch_size": 32 if self.task == "classification" else 16, "lr_schedule": "cosine",
             "lr_min_factor": 0.02, "seed": 0,
             "loss": "cross-entropy" + (" + soft Dice" if self.task == "segmentation" else ""),
-            "augment": {"affine": {"scale": [0.9, 1.1] if self.task == "classification" else [0.8, 1.25],
-                                   "degrees": 10 if self.task == "classification" else 20, "translate": 0.05},
-                        "flips": "h+v", "color_jitter": jitter},
+            "augment": ({"affine": {"scale": [0.9, 1.1], "degrees": 10, "translate": 0.05}, "flips": "h+v",
+                         "color_jitter": jitter} if self.task == "classification" else FOREGROUND_ZOOM),
             **self.hyperparameters}
 
     def architecture(self) -> dict[str, Any]:
@@ -133,9 +133,12 @@ class RecogniserEntry(Entry):
 
     def batches(self, device: torch.device):
         hp, aug = self.hyperparameters, self.hyperparameters["augment"]
-        rot, jit = aug["affine"], aug["color_jitter"]
-        augment = compose(affine(tuple(rot["scale"]), rot["degrees"], rot["translate"]), flips,
-                          color_jitter(jit["brightness"], jit["contrast"], jit["saturation"]))
+        if self.task == "segmentation":  # whole frames, zoomed about a polyp half the time (ERFNet's recipe)
+            augment = foreground_zoom(tuple(self.data[0]["size"]), aug)
+        else:
+            rot, jit = aug["affine"], aug["color_jitter"]
+            augment = compose(affine(tuple(rot["scale"]), rot["degrees"], rot["translate"]), flips,
+                              color_jitter(jit["brightness"], jit["contrast"], jit["saturation"]))
         return RandomBatches(load_item(self.data[0], "train"), hp["batch_size"], seed=hp["seed"], augment=augment,
                              device=device)
 
