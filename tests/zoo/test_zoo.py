@@ -52,6 +52,9 @@ def test_train_writes_card_and_load_verifies(tiny):
     assert table.loc["t-seg", "test_dice"] == card["test"]["dice"]
     fig = plot_curves(["t-seg"], extra=["mean_dice"])
     assert len(fig.axes[0].lines) == 2
+    grid = plot_curves(["t-seg"] * 7, columns=3)  # many entries wrap into rows instead of one endless strip
+    assert grid.axes[0].get_subplotspec().get_gridspec().get_geometry() == (3, 3)
+    assert sum(ax.get_visible() for ax in grid.axes) == 7
 
 
 def test_load_into_copies_verified_weights_or_names_both_architectures(tiny):

@@ -37,11 +37,17 @@ def cards_table(root: Path | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def plot_curves(names: Sequence[str], root: Path | None = None, extra: Sequence[str] = ()) -> plt.Figure:
-    """Validation curves (the entry's plateau metric, and any ``extra`` keys) of trained entries, one panel each."""
+def plot_curves(names: Sequence[str], root: Path | None = None, extra: Sequence[str] = (),
+                columns: int = 5) -> plt.Figure:
+    """Validation curves (the entry's plateau metric, and any ``extra`` keys) of trained entries, one panel each,
+    ``columns`` panels to a row."""
     cards = [read_card(n, root) for n in names]
-    fig, axes = plt.subplots(1, len(cards), figsize=(4.2 * len(cards), 3.2), squeeze=False)
-    for ax, card in zip(axes[0], cards):
+    ncols = max(1, min(columns, len(cards)))
+    nrows = -(-len(cards) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), squeeze=False)
+    for ax in axes.flat[len(cards):]:
+        ax.set_visible(False)
+    for ax, card in zip(axes.flat, cards):
         curve = pd.DataFrame(card["curve"])
         ax.plot(curve["step"], curve[card["metric"]], marker="o", ms=3, label=f"{card['metric']} (val)")
         for key in extra:
