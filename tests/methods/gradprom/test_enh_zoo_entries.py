@@ -106,11 +106,26 @@ def test_the_chapters_start_names_are_registered_entries_and_their_twins():
 
 def test_segmentation_recogniser_trains_on_foreground_zoomed_whole_frames():
     """unet-cvc learns from ERFNet's polyp-centred zooms (the test videos film their polyps close up); the
-    classifier keeps its mild affine recipe."""
+    classifier has its own affine recipe."""
     from medtask.data.augment import FOREGROUND_ZOOM
 
     assert zoo.get("unet-cvc").hyperparameters["augment"] == FOREGROUND_ZOOM
-    assert zoo.get("resnet18-covidct").hyperparameters["augment"]["affine"]["scale"] == [0.9, 1.1]
+    assert zoo.get("resnet18-covidct").hyperparameters["augment"]["affine"]["scale"] == [0.8, 1.25]
+    assert "weight_decay" not in zoo.get("unet-cvc").hyperparameters  # its recipe key stays 96885ac24093
     twin = zoo.get(czoo.smoke_name("unet-cvc"))
     batch = twin.batches(torch.device("cpu"))(0)
     assert tuple(batch["image"].shape[-2:]) == tuple(twin.data[0]["size"])
+
+
+def test_classifier_recipe_trains_with_decoupled_weight_decay():
+    """The classifier's weight decay reaches its optimiser (AdamW); without it the strategy keeps plain Adam."""
+    from medtask.methods.gradprom.strategies import RecogniserOnly
+
+    entry = zoo.get("resnet18-covidct")
+    assert entry.hyperparameters["weight_decay"] == 0.05
+    strategy = entry.strategy(entry.build(), torch.device("cpu"))
+    opt = strategy.optimizers()["recogniser"]
+    assert isinstance(opt, torch.optim.AdamW) and opt.defaults["weight_decay"] == 0.05
+    plain = RecogniserOnly(entry.build(), "classification")
+    opt = plain.optimizers()["recogniser"]
+    assert type(opt) is torch.optim.Adam

@@ -177,7 +177,10 @@ def layer_groups(module: nn.Module) -> list[list[int]]:
 
 
 # -- strategies -------------------------------------------------------------------------------
-def _adam(params: Sequence[nn.Parameter], lr: float) -> torch.optim.Optimizer:
+def _adam(params: Sequence[nn.Parameter], lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """Adam, or AdamW (decoupled weight decay) when ``weight_decay`` > 0."""
+    if weight_decay > 0:
+        return torch.optim.AdamW(list(params), lr=lr, weight_decay=weight_decay)
     return torch.optim.Adam(list(params), lr=lr)
 
 
@@ -200,11 +203,11 @@ class RecogniserOnly(SingleNetwork):
     """Benchmark-ii (``on="clean"``) / Benchmark-iii (``on="degraded"``): the recogniser alone."""
 
     def __init__(self, recogniser: nn.Module, task: str = "classification", on: str = "clean",
-                 lr: float = 1e-3) -> None:
+                 lr: float = 1e-3, weight_decay: float = 0.0) -> None:
         if on not in ("clean", "degraded"):
             raise InvalidParameterError(f"RecogniserOnly trains on 'clean' or 'degraded' images, got {on!r}")
         self.recogniser, self.task, self.on = recogniser, check_task(task, TASKS), on
-        super().__init__(recogniser, self._loss, _adam(recogniser.parameters(), lr), key="recogniser",
+        super().__init__(recogniser, self._loss, _adam(recogniser.parameters(), lr, weight_decay), key="recogniser",
                          name="benchmark-ii" if on == "clean" else "benchmark-iii")
 
     def _loss(self, recogniser: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
