@@ -1,4 +1,4 @@
-"""Chapters A1 and A2 with ``init="zoo"`` on the smoke profile: networks start from verified zoo entries.
+"""Chapters A1, A2 and A3 with ``init="zoo"`` on the smoke profile: networks start from verified zoo entries.
 
 The smoke zoo (phantom polyps, the smoke profile's widths, a few steps) is trained into a
 temporary ``MEDTASK_ZOO`` first; the chapter then loads it in its own kernel.
@@ -61,6 +61,22 @@ def test_a1_starts_from_the_zoo_and_shows_a_scratch_twin(scratch_zoo, data_root)
         return digest
 
     assert scratch_prov["zoo_starts"] == [] and task_digest(scratch_prov) != task_digest(prov)
+
+
+@pytest.mark.notebook
+def test_a3_sweeps_lambda2_from_the_zoo_codec_at_its_rate_point(scratch_zoo, data_root):
+    """A3's every λ2 starts from the codec trained at its λ1 (0.0067: q3) and from the zoo's ERFNet."""
+    cards = {name: zoo.train(name, threads=1, progress=False)
+             for name in ("erfnet-phantom", "mbt2018-mean-phantom-q4", "mbt2018-mean-phantom-q3")}
+    rec = run_notebook("a3_lambda2_ablation", "smoke", {"init": "zoo", "zoo_data": "phantom", "task_steps": 0,
+                                                        "mse_steps": 0, "lr": 1e-5, "spread_seeds": []},
+                       data_root=data_root, output_root=scratch_zoo / "out", progress=False)
+    assert error_cells(rec.executed) == []
+    prov = json.loads((rec.results_dir / "provenance.json").read_text())["provenance"]
+    assert {s["entry"]: s["sha256"] for s in prov["zoo_starts"]} == {
+        n: cards[n]["sha256"] for n in ("erfnet-phantom", "mbt2018-mean-phantom-q3")}
+    assert sorted(pd.read_csv(rec.results_dir / "results_all.csv")["lambda2"]) == [0.0, 0.0001]
+    assert "starts its networks from the study's zoo" in rec.executed.read_text()
 
 
 @pytest.mark.notebook
